@@ -1,0 +1,72 @@
+//! # boxoffice-domain
+//!
+//! The rules of a concert on-sale, and the storage that enforces them. This crate knows
+//! nothing about HTTP: the gateway parses requests into the types defined here, calls one
+//! function, and renders its `Result`.
+//!
+//! One module per domain concept:
+//!
+//! - [`identity`]: users and the signed access tokens that identify them (invariant 6).
+//! - [`points`]: balances and the ledger; charges are idempotent (invariant 4).
+//! - [`concerts`]: concerts, schedules, sections and seats as Postgres holds them.
+//! - [`queue`]: the waiting room: join, poll, leave, admission (invariant 2).
+//! - [`holds`]: seat holds and general-admission counters in Redis (invariants 1 and 3).
+//! - [`payments`]: the payment saga and its reconciler (invariants 1, 4 and 5).
+//! - [`notifications`]: the outbox of confirmed reservations.
+//!
+//! Shared plumbing: [`redis`] (the keyspace and the Lua scripts), [`error`] (the one error
+//! enum), [`config`] (typed environment configuration) and [`tokens`] (HS256 signing).
+//!
+//! Storage access follows the design card: the gateway talks to Postgres through
+//! `deadpool-postgres` (its hot reads and short transactions), the worker through `sqlx`.
+
+/// Declares a newtype over a database id, with the conversions every id needs.
+macro_rules! id_newtype {
+    ($(#[$meta:meta])* $name:ident($inner:ty)) => {
+        $(#[$meta])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+            serde::Serialize, serde::Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name($inner);
+
+        impl $name {
+            /// Wraps a raw id.
+            pub const fn new(id: $inner) -> Self {
+                Self(id)
+            }
+            /// The raw id, for SQL parameters and Redis keys.
+            pub const fn get(self) -> $inner {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+pub mod concerts;
+pub mod config;
+pub mod error;
+pub mod holds;
+pub mod identity;
+pub mod notifications;
+pub mod payments;
+pub mod points;
+pub mod queue;
+pub mod redis;
+pub mod telemetry;
+pub mod tokens;
+
+pub use config::Config;
+pub use error::{Error, Result};
+
+/// Milliseconds since the Unix epoch, the clock every Redis score and token uses.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

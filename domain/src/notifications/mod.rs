@@ -1,0 +1,1 @@
+//! The outbox of confirmed reservations and its delivery to a webhook.

@@ -1,0 +1,164 @@
+//! The whole Redis keyspace. No other file formats a key.
+//!
+//! Every key starts with the configured namespace (tests use a fresh one each). Keys that one
+//! Lua script or `MULTI` touches together share the `{c<concertId>}` hash tag, so on Redis
+//! Cluster a concert's waiting room, seats, counters, holds and event stream live in one slot
+//! and every script stays single-slot. Registries that span concerts have no tag and are only
+//! ever touched by single-key commands.
+
+use std::sync::Arc;
+
+use crate::concerts::{ConcertId, ScheduleId, SectionId};
+use crate::holds::HoldId;
+
+/// Builds key names under one namespace. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    ns: Arc<str>,
+}
+
+impl Keys {
+    /// A keyspace under `namespace` (e.g. `bo`, or `test-1a2b` in tests).
+    pub fn new(namespace: &str) -> Self {
+        Self {
+            ns: namespace.into(),
+        }
+    }
+
+    /// The namespace itself, e.g. for the stream consumer group name.
+    pub fn namespace(&self) -> &str {
+        &self.ns
+    }
+
+    fn concert(&self, area: &str, concert: ConcertId, what: &str) -> String {
+        format!("{}:{area}:{{c{}}}:{what}", self.ns, concert.get())
+    }
+
+    // --- waiting room -------------------------------------------------------------------------
+
+    /// STRING: the last place handed out in this concert's line (INCR).
+    pub fn queue_seq(&self, concert: ConcertId) -> String {
+        self.concert("q", concert, "seq")
+    }
+
+    /// HASH userId -> place: makes joining idempotent.
+    pub fn queue_places(&self, concert: ConcertId) -> String {
+        self.concert("q", concert, "places")
+    }
+
+    /// ZSET userId scored by place: the users still waiting, front first.
+    pub fn queue_line(&self, concert: ConcertId) -> String {
+        self.concert("q", concert, "line")
+    }
+
+    /// ZSET userId scored by last-seen epoch ms: joins and (batched) polls.
+    pub fn queue_heartbeats(&self, concert: ConcertId) -> String {
+        self.concert("q", concert, "hb")
+    }
+
+    /// ZSET userId scored by session end epoch ms: the ACTIVE users.
+    pub fn queue_active(&self, concert: ConcertId) -> String {
+        self.concert("q", concert, "active")
+    }
+
+    /// ZSET userId scored by the epoch ms the session ended early (leave, payment): replicas
+    /// read the tail of it to refuse ended sessions without a round trip per request.
+    pub fn queue_ended(&self, concert: ConcertId) -> String {
+        self.concert("q", concert, "ended")
+    }
+
+    /// HASH: the admission state every poll is answered from (front, rate, counters).
+    pub fn queue_state(&self, concert: ConcertId) -> String {
+        self.concert("q", concert, "state")
+    }
+
+    /// STRING workerId with a PX expiry: the single admitter of this concert.
+    pub fn queue_lease(&self, concert: ConcertId) -> String {
+        self.concert("q", concert, "lease")
+    }
+
+    /// SET of concert ids with a waiting room in use; the admitter's work list.
+    pub fn queue_registry(&self) -> String {
+        format!("{}:q:concerts", self.ns)
+    }
+
+    // --- seats, counters and holds ------------------------------------------------------------
+
+    /// HASH seatId -> holdId, or `sold`: who has each seat of a schedule. Absent means free.
+    pub fn seat_owners(&self, concert: ConcertId, schedule: ScheduleId) -> String {
+        self.concert("s", concert, &format!("seats:{}", schedule.get()))
+    }
+
+    /// STRING: general-admission places left in a section (DECRBY).
+    pub fn ga_remaining(&self, concert: ConcertId, section: SectionId) -> String {
+        self.concert("s", concert, &format!("ga:{}", section.get()))
+    }
+
+    /// HASH userId -> tickets held or bought for a schedule: the per-user ticket limit.
+    pub fn user_tickets(&self, concert: ConcertId, schedule: ScheduleId) -> String {
+        self.concert("s", concert, &format!("tickets:{}", schedule.get()))
+    }
+
+    /// HASH: one hold (owner, seats, amount, state, expiry).
+    pub fn hold(&self, concert: ConcertId, hold: HoldId) -> String {
+        self.concert("s", concert, &format!("hold:{}", hold.get()))
+    }
+
+    /// ZSET holdId scored by expiry epoch ms: what the worker releases on time.
+    pub fn hold_expiry(&self, concert: ConcertId) -> String {
+        self.concert("s", concert, "expiry")
+    }
+
+    /// STREAM of hold events (held, released, expired, paid) for the worker's sink.
+    pub fn hold_events(&self, concert: ConcertId) -> String {
+        self.concert("s", concert, "events")
+    }
+
+    /// SET of concert ids with holds in Redis; the worker's expiry and sink work list.
+    pub fn sales_registry(&self) -> String {
+        format!("{}:s:concerts", self.ns)
+    }
+
+    /// HASH holdId -> concertId: lets `DELETE /holds/{id}` and payment find the concert (and so
+    /// the slot) of a hold from its id alone.
+    pub fn hold_index(&self) -> String {
+        format!("{}:s:holds", self.ns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_one_concert_share_a_hash_tag() {
+        let keys = Keys::new("bo");
+        let c = ConcertId::new(42);
+        let tag = |k: String| k[k.find('{').unwrap()..=k.find('}').unwrap()].to_owned();
+        let expected = "{c42}".to_owned();
+        for key in [
+            keys.queue_seq(c),
+            keys.queue_places(c),
+            keys.queue_line(c),
+            keys.queue_heartbeats(c),
+            keys.queue_active(c),
+            keys.queue_ended(c),
+            keys.queue_state(c),
+            keys.queue_lease(c),
+            keys.seat_owners(c, ScheduleId::new(7)),
+            keys.ga_remaining(c, SectionId::new(9)),
+            keys.user_tickets(c, ScheduleId::new(7)),
+            keys.hold_expiry(c),
+            keys.hold_events(c),
+        ] {
+            assert!(key.starts_with("bo:"), "{key}");
+            assert_eq!(tag(key), expected);
+        }
+    }
+
+    #[test]
+    fn namespaces_do_not_collide() {
+        let c = ConcertId::new(1);
+        assert_ne!(Keys::new("a").queue_seq(c), Keys::new("b").queue_seq(c));
+    }
+}

@@ -1,0 +1,134 @@
+//! HS256 signing shared by access tokens ([`crate::identity`]) and queue tokens
+//! ([`crate::queue`]).
+//!
+//! The algorithm is pinned: a token whose header says anything but `HS256` (including `none`)
+//! is rejected before its signature is looked at, and `exp` is required and enforced with no
+//! leeway. Each token kind carries a `typ` claim so that a queue token can never pass as an
+//! access token or the other way round.
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Signs and verifies compact JWS tokens with one shared secret.
+#[derive(Clone)]
+pub struct Signer {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    header: Header,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signer(HS256, <secret>)")
+    }
+}
+
+/// Why a token was refused. Callers map every case to their own contract error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    Malformed,
+    Expired,
+}
+
+impl Signer {
+    /// A signer over `secret`.
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.validate_exp = true;
+        validation.set_required_spec_claims(&["exp"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            header: Header::new(Algorithm::HS256),
+        }
+    }
+
+    /// Signs `claims`. Serialising a plain claims struct cannot fail, so a failure is a bug.
+    pub fn sign<C: Serialize>(&self, claims: &C) -> String {
+        jsonwebtoken::encode(&self.header, claims, &self.encoding)
+            .expect("claims structs always serialise")
+    }
+
+    /// Verifies signature, algorithm and expiry, and returns the claims.
+    pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<C, Rejected> {
+        jsonwebtoken::decode::<C>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => Rejected::Expired,
+                _ => Rejected::Malformed,
+            })
+    }
+}
+
+/// Seconds since the Unix epoch, as JWT `exp` and `iat` want them.
+pub fn now_secs() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    use serde::Deserialize;
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    struct Claims {
+        sub: String,
+        exp: u64,
+    }
+
+    fn claims(exp: u64) -> Claims {
+        Claims {
+            sub: "7".into(),
+            exp,
+        }
+    }
+
+    #[test]
+    fn a_signed_token_verifies_with_the_same_secret() {
+        let signer = Signer::new(b"secret-one");
+        let token = signer.sign(&claims(now_secs() + 60));
+        assert_eq!(
+            signer.verify::<Claims>(&token).unwrap(),
+            claims(now_secs() + 60)
+        );
+    }
+
+    #[test]
+    fn a_token_signed_with_another_secret_is_rejected() {
+        let token = Signer::new(b"secret-one").sign(&claims(now_secs() + 60));
+        assert_eq!(
+            Signer::new(b"secret-two").verify::<Claims>(&token),
+            Err(Rejected::Malformed)
+        );
+    }
+
+    #[test]
+    fn an_expired_token_is_rejected() {
+        let signer = Signer::new(b"secret-one");
+        let token = signer.sign(&claims(now_secs() - 1));
+        assert_eq!(signer.verify::<Claims>(&token), Err(Rejected::Expired));
+    }
+
+    #[test]
+    fn alg_none_is_rejected() {
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let body = URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"7","exp":{}}}"#, now_secs() + 60));
+        let token = format!("{header}.{body}.");
+        assert!(Signer::new(b"secret-one").verify::<Claims>(&token).is_err());
+    }
+
+    #[test]
+    fn a_token_without_exp_is_rejected() {
+        #[derive(Serialize)]
+        struct NoExp {
+            sub: String,
+        }
+        let signer = Signer::new(b"secret-one");
+        let token = signer.sign(&NoExp { sub: "7".into() });
+        assert!(signer.verify::<Claims>(&token).is_err());
+    }
+}

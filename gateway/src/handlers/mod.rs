@@ -1,0 +1,6 @@
+//! Thin handlers, one module per concept: extract, call one domain function, render.
+
+pub mod concerts;
+pub mod health;
+pub mod points;
+pub mod users;

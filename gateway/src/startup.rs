@@ -1,0 +1,170 @@
+//! Builds the gateway: pools, scripts, state, listeners. Tests call [`Application::build`]
+//! with port 0 and read the bound ports back.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use anyhow::Context;
+use axum::Router;
+use boxoffice_domain::{identity::AccessTokens, redis, telemetry, tokens::Signer, Config};
+use deadpool_postgres::{ManagerConfig, RecyclingMethod, Runtime};
+use hyper_util::{rt::TokioIo, server::graceful::GracefulShutdown, service::TowerToHyperService};
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+
+use crate::{router, state::AppState};
+
+/// A built, bound, not yet running gateway.
+pub struct Application {
+    state: AppState,
+    public: (TcpListener, Router),
+    admin: (TcpListener, Router),
+}
+
+impl Application {
+    /// Connects to Postgres and Redis, loads the scripts and binds both listeners.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let metrics = telemetry::init_metrics()?;
+        let pg = pg_pool(&config)?;
+        let redis = redis::connect(&config.redis_url, config.redis_pool_size)
+            .await
+            .context("connecting to Redis")?;
+        let scripts = redis::Scripts::load(&redis)
+            .await
+            .context("loading Lua scripts")?;
+        let signer = Signer::new(config.jwt_secret_bytes());
+        let access = AccessTokens::new(signer, config.access_token_ttl);
+        let public_listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("binding {}", config.http_addr))?;
+        let admin_listener = TcpListener::bind(config.admin_addr)
+            .await
+            .with_context(|| format!("binding {}", config.admin_addr))?;
+        let state = AppState::new(config, pg, redis, scripts, access);
+        spawn_limiter_upkeep(&state);
+        let public = router::public(state.clone());
+        let admin = router::admin(state.clone(), metrics);
+        Ok(Self {
+            state,
+            public: (public_listener, public),
+            admin: (admin_listener, admin),
+        })
+    }
+
+    /// The bound public address (port 0 resolved).
+    pub fn public_addr(&self) -> SocketAddr {
+        self.public
+            .0
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The bound admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+            .0
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Shared state, for tests that reach into the pools.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then drains: readiness off, stop accepting, wait for
+    /// in-flight requests up to the configured grace, close the pools.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let grace = self.state.config.shutdown_grace;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tracing::info!(public = %self.public_addr(), admin = %self.admin_addr(), "gateway listening");
+        let public = tokio::spawn(serve(self.public.0, self.public.1, stop_rx.clone(), grace));
+        let admin = tokio::spawn(serve(self.admin.0, self.admin.1, stop_rx, grace));
+        shutdown.await;
+        self.state.stop_accepting();
+        let _ = stop_tx.send(true);
+        public.await.context("public server task")?;
+        admin.await.context("admin server task")?;
+        self.state.pg.close();
+        tracing::info!("gateway stopped");
+        Ok(())
+    }
+}
+
+fn pg_pool(config: &Config) -> anyhow::Result<deadpool_postgres::Pool> {
+    let pg_config: tokio_postgres::Config = config
+        .database_url
+        .expose_secret()
+        .parse()
+        .context("BOXOFFICE_DATABASE_URL is not a Postgres URL")?;
+    let manager = deadpool_postgres::Manager::from_config(
+        pg_config,
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    deadpool_postgres::Pool::builder(manager)
+        .max_size(config.pg_pool_size)
+        .runtime(Runtime::Tokio1)
+        // A request waits at most this long for a connection, then gets a 503: better than a
+        // queue that grows without bound under overload.
+        .wait_timeout(Some(Duration::from_secs(2)))
+        .create_timeout(Some(Duration::from_secs(2)))
+        .build()
+        .context("building the Postgres pool")
+}
+
+/// Forgets per-user limiter entries of users who went quiet, so memory stays bounded.
+fn spawn_limiter_upkeep(state: &AppState) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            every.tick().await;
+            state.limiter.retain_recent();
+        }
+    });
+}
+
+/// Accepts connections until `stop` flips, then waits up to `grace` for open ones to finish.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.keep_alive(true);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = TowerToHyperService::new(router.clone());
+                let conn = http.serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections drained"),
+        () = tokio::time::sleep(grace) => tracing::warn!(?grace, "grace period over; closing remaining connections"),
+    }
+}

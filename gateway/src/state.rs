@@ -1,0 +1,73 @@
+//! What every handler can reach: pools, scripts, token issuers, caches.
+
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc,
+};
+
+use boxoffice_domain::{identity::AccessTokens, redis::Keys, redis::Scripts, Config};
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+use crate::cache::Caches;
+
+/// Shared application state; cloned per request (one `Arc`).
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The fields of [`AppState`].
+pub struct Inner {
+    pub config: Config,
+    pub pg: deadpool_postgres::Pool,
+    pub redis: fred::prelude::Pool,
+    pub keys: Keys,
+    pub scripts: Scripts,
+    pub access: AccessTokens,
+    pub caches: Caches,
+    /// Per-user request rate, per replica.
+    pub limiter: DefaultKeyedRateLimiter<i64>,
+    /// Cleared at the start of shutdown so `/readyz` turns 503 before the listener closes.
+    ready: AtomicBool,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Assembles the state from its parts.
+    pub fn new(
+        config: Config,
+        pg: deadpool_postgres::Pool,
+        redis: fred::prelude::Pool,
+        scripts: Scripts,
+        access: AccessTokens,
+    ) -> Self {
+        let quota = Quota::per_second(config.user_rate_per_sec).allow_burst(config.user_rate_burst);
+        let keys = Keys::new(&config.redis_namespace);
+        let caches = Caches::new(&config);
+        Self(Arc::new(Inner {
+            pg,
+            redis,
+            keys,
+            scripts,
+            access,
+            caches,
+            limiter: DefaultKeyedRateLimiter::keyed(quota),
+            ready: AtomicBool::new(true),
+            config,
+        }))
+    }
+
+    /// Whether the replica still wants traffic.
+    pub fn is_accepting(&self) -> bool {
+        self.0.ready.load(Ordering::Relaxed)
+    }
+
+    /// Marks the replica as draining.
+    pub fn stop_accepting(&self) {
+        self.0.ready.store(false, Ordering::Relaxed);
+    }
+}
