@@ -5,7 +5,13 @@ use axum::{
     extract::{rejection::JsonRejection, FromRequest, FromRequestParts, Request},
     http::request::Parts,
 };
-use boxoffice_domain::{identity::UserId, points::IdempotencyKey, Error};
+use boxoffice_domain::{
+    concerts::ConcertId,
+    identity::UserId,
+    points::IdempotencyKey,
+    queue::{QueuePass, QueueStatus},
+    Error,
+};
 use serde::de::DeserializeOwned;
 
 use crate::{problem::ApiError, state::AppState};
@@ -116,5 +122,81 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
             .filter(|id| *id > 0)
             .map(PathId)
             .ok_or_else(|| Error::InvalidInput(format!("{raw:?} is not an id")).into())
+    }
+}
+
+/// The raw `Queue-Token` header.
+fn queue_token(parts: &Parts) -> Result<&str, Error> {
+    parts
+        .headers
+        .get("queue-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .ok_or(Error::InvalidQueueToken)
+}
+
+/// A verified `Queue-Token` of the authenticated user, in any status (for poll and leave).
+#[derive(Debug, Clone, Copy)]
+pub struct QueueHolder(pub QueuePass);
+
+impl FromRequestParts<AppState> for QueueHolder {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let AuthUser(user) = AuthUser::from_request_parts(parts, state).await?;
+        let pass = state.queue_tokens.verify(queue_token(parts)?, user)?;
+        Ok(Self(pass))
+    }
+}
+
+/// The guard of every ACTIVE endpoint: an access token plus an ACTIVE queue token of the same
+/// user whose session has not ended. No Redis round trip: the token is verified locally and
+/// ended sessions come from the replica's cache, which the queue-state refresher keeps within
+/// a second of Redis.
+#[derive(Debug, Clone, Copy)]
+pub struct Admitted {
+    pub user: UserId,
+    pub concert: ConcertId,
+}
+
+impl Admitted {
+    /// Refuses the request unless the session was granted for `concert`.
+    pub fn require(self, concert: ConcertId) -> Result<(), Error> {
+        if self.concert == concert {
+            Ok(())
+        } else {
+            Err(Error::QueueNotActive)
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Admitted {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let AuthUser(user) = AuthUser::from_request_parts(parts, state).await?;
+        let token = queue_token(parts).map_err(|_| Error::QueueNotActive)?;
+        let pass = match state.queue_tokens.verify(token, user) {
+            Ok(pass) => pass,
+            // An expired ACTIVE token is a session that ran out: not active, not forged.
+            Err(Error::InvalidQueueToken) => return Err(Error::QueueNotActive.into()),
+            Err(e) => return Err(e.into()),
+        };
+        let admitted_at = match (pass.status, pass.admitted_at_ms) {
+            (QueueStatus::Active, Some(at)) => at,
+            _ => return Err(Error::QueueNotActive.into()),
+        };
+        if state
+            .caches
+            .ended_sessions
+            .has_ended(pass.concert, user, admitted_at)
+        {
+            return Err(Error::QueueNotActive.into());
+        }
+        Ok(Self {
+            user,
+            concert: pass.concert,
+        })
     }
 }

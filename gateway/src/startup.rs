@@ -5,7 +5,9 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use anyhow::Context;
 use axum::Router;
-use boxoffice_domain::{identity::AccessTokens, redis, telemetry, tokens::Signer, Config};
+use boxoffice_domain::{
+    identity::AccessTokens, queue::QueueTokens, redis, telemetry, tokens::Signer, Config,
+};
 use deadpool_postgres::{ManagerConfig, RecyclingMethod, Runtime};
 use hyper_util::{rt::TokioIo, server::graceful::GracefulShutdown, service::TowerToHyperService};
 use secrecy::ExposeSecret;
@@ -32,14 +34,15 @@ impl Application {
             .await
             .context("loading Lua scripts")?;
         let signer = Signer::new(config.jwt_secret_bytes());
-        let access = AccessTokens::new(signer, config.access_token_ttl);
+        let access = AccessTokens::new(signer.clone(), config.access_token_ttl);
+        let queue_tokens = QueueTokens::new(signer);
         let public_listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("binding {}", config.http_addr))?;
         let admin_listener = TcpListener::bind(config.admin_addr)
             .await
             .with_context(|| format!("binding {}", config.admin_addr))?;
-        let state = AppState::new(config, pg, redis, scripts, access);
+        let state = AppState::new(config, pg, redis, scripts, access, queue_tokens);
         spawn_limiter_upkeep(&state);
         let public = router::public(state.clone());
         let admin = router::admin(state.clone(), metrics);

@@ -5,7 +5,9 @@ use std::sync::{
     Arc,
 };
 
-use boxoffice_domain::{identity::AccessTokens, redis::Keys, redis::Scripts, Config};
+use boxoffice_domain::{
+    identity::AccessTokens, queue::QueueTokens, redis::Keys, redis::Scripts, Config,
+};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::cache::Caches;
@@ -22,6 +24,7 @@ pub struct Inner {
     pub keys: Keys,
     pub scripts: Scripts,
     pub access: AccessTokens,
+    pub queue_tokens: QueueTokens,
     pub caches: Caches,
     /// Per-user request rate, per replica.
     pub limiter: DefaultKeyedRateLimiter<i64>,
@@ -44,6 +47,7 @@ impl AppState {
         redis: fred::prelude::Pool,
         scripts: Scripts,
         access: AccessTokens,
+        queue_tokens: QueueTokens,
     ) -> Self {
         let quota = Quota::per_second(config.user_rate_per_sec).allow_burst(config.user_rate_burst);
         let keys = Keys::new(&config.redis_namespace);
@@ -54,6 +58,7 @@ impl AppState {
             keys,
             scripts,
             access,
+            queue_tokens,
             caches,
             limiter: DefaultKeyedRateLimiter::keyed(quota),
             ready: AtomicBool::new(true),

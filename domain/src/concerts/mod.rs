@@ -155,7 +155,7 @@ mod tests {
         let now = Utc::now();
         let h = Duration::hours(1);
         assert_eq!(
-            ConcertStatus::at(now, now + h, now + 2 * h, false),
+            ConcertStatus::at(now, now + h, now + h * 2, false),
             ConcertStatus::Upcoming
         );
         assert_eq!(
@@ -167,7 +167,7 @@ mod tests {
             ConcertStatus::SoldOut
         );
         assert_eq!(
-            ConcertStatus::at(now, now - 2 * h, now - h, true),
+            ConcertStatus::at(now, now - h * 2, now - h, true),
             ConcertStatus::Closed
         );
     }
