@@ -6,3 +6,6 @@
 pub mod token;
 
 pub use token::{QueuePass, QueueStatus, QueueTokens};
+pub mod session;
+
+pub use session::end_session;
