@@ -4,7 +4,7 @@ use axum::{
     extract::{DefaultBodyLimit, State},
     middleware,
     response::IntoResponse,
-    routing::{get, post},
+    routing::{delete, get, post},
     Router,
 };
 use boxoffice_domain::Error;
@@ -24,7 +24,26 @@ pub fn public(state: AppState) -> Router {
         .route("/me/points", get(handlers::points::balance))
         .route("/me/points/charges", post(handlers::points::charge))
         .route("/concerts", get(handlers::concerts::list))
-        .route("/concerts/{concert_id}", get(handlers::concerts::get));
+        .route("/concerts/{concert_id}", get(handlers::concerts::get))
+        .route(
+            "/concerts/{concert_id}/schedules",
+            get(handlers::schedules::dates),
+        )
+        .route(
+            "/schedules/{schedule_id}/sections",
+            get(handlers::schedules::sections),
+        )
+        .route(
+            "/schedules/{schedule_id}/seats",
+            get(handlers::schedules::seats),
+        )
+        .route(
+            "/schedules/{schedule_id}/holds",
+            post(handlers::holds::place),
+        )
+        .route("/holds/{hold_id}", delete(handlers::holds::release))
+        .route("/holds/{hold_id}/payment", post(handlers::payments::pay))
+        .route("/me/reservations", get(handlers::payments::reservations));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(handlers::health::healthz))

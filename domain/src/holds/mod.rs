@@ -515,6 +515,57 @@ async fn release_record(
     }
 }
 
+/// What one sweep of a concert did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sweep {
+    /// Holds ended as expired.
+    pub expired: usize,
+}
+
+/// Ends every hold of `concert` whose expiry has passed, `batch` at a time, giving their seats
+/// and places back. Run by the worker on every tick, so seats come back on time whether or not
+/// anyone reads them.
+pub async fn expire_due(hot: redis::Hot<'_>, concert: ConcertId, batch: i64) -> Result<Sweep> {
+    let mut sweep = Sweep::default();
+    loop {
+        let due = redis::due(hot, concert, crate::now_ms(), batch).await?;
+        if due.is_empty() {
+            return Ok(sweep);
+        }
+        let records =
+            futures::future::try_join_all(due.iter().map(|id| redis::read_record(hot, *id)))
+                .await?;
+        // A due id without a record is dropped from the set by the script; it needs no keys
+        // beyond the set, so a placeholder record names them.
+        let placeholder = redis::HoldRecord {
+            user: UserId::new(0),
+            schedule: ScheduleId::new(0),
+            section: None,
+            seats: Vec::new(),
+        };
+        let pairs: Vec<(HoldId, &redis::HoldRecord)> = due
+            .iter()
+            .zip(&records)
+            .map(|(id, record)| (*id, record.as_ref().unwrap_or(&placeholder)))
+            .collect();
+        let ended = redis::end(hot, redis::EndMode::Expire, &pairs).await?;
+        let expired = ended
+            .iter()
+            .filter(|e| **e == redis::Ended::Expired)
+            .count();
+        sweep.expired += expired;
+        // Stop at a short batch, or when nothing moved: holds that are due by this worker's
+        // clock but not yet by Redis's (the scripts' clock) wait for the next tick.
+        let dropped = ended
+            .iter()
+            .filter(|e| **e == redis::Ended::Missing)
+            .count();
+        if (due.len() as i64) < batch || expired + dropped == 0 {
+            return Ok(sweep);
+        }
+    }
+}
+
 /// Loads `schedule`'s inventory into Redis from Postgres unless it is there already.
 ///
 /// Safe to call concurrently from every replica: the load script runs once per schedule and

@@ -2,5 +2,8 @@
 
 pub mod concerts;
 pub mod health;
+pub mod holds;
+pub mod payments;
 pub mod points;
+pub mod schedules;
 pub mod users;

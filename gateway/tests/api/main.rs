@@ -10,5 +10,9 @@ mod helpers;
 
 mod concerts;
 mod errors;
+mod holds;
 mod identity;
+mod notifications;
+mod payments;
 mod points;
+mod seats;

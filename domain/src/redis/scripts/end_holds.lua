@@ -14,7 +14,8 @@
 --
 -- Reply: one outcome per hold: "released" or "expired" (this call ended it), "live" (expire
 -- mode, not yet due), "ended" (had already ended), "paid" (PAYING or PAID: not ended here),
--- "missing" (no such hold, or another user's hold in release mode).
+-- "missing" (no such hold, or another user's hold in release mode). A missing hold is also
+-- dropped from the expiry set, so a stray id there cannot come back on every sweep.
 -- Complexity: O(seats) per hold.
 --
 -- Guarantee: a hold ends at most once, and its seats, places and ticket count are returned
@@ -30,7 +31,10 @@ for i = 4, #ARGV do
   local hold_key, owners, tickets, ga = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4]
   local h = redis.call('HMGET', hold_key, 'user', 'schedule', 'section', 'seats', 'qty', 'amount', 'state', 'expires')
   local user, state, expires = h[1], h[7], tonumber(h[8] or '0')
-  if not user or (mode == 'release' and user ~= ARGV[2]) then
+  if not user then
+    redis.call('ZREM', KEYS[1], id)
+    out[#out + 1] = 'missing'
+  elseif mode == 'release' and user ~= ARGV[2] then
     out[#out + 1] = 'missing'
   elseif state == 'PAYING' or state == 'PAID' then
     out[#out + 1] = 'paid'
