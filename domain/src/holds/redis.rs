@@ -89,7 +89,10 @@ pub async fn hold_seats(
 /// compensation, and nobody is sold a place on a negative result. The `MULTI` makes the
 /// loaded check and the decrement one step. The price of the pattern: near sell-out, a request
 /// can be refused while another's over-large decrement is being given back (it sees a
-/// transiently low counter); it never oversells.
+/// transiently low counter); it never oversells. The gateway runs this on a task of its own,
+/// so a client that disconnects cannot stop it between the two steps. A process killed
+/// between them leaves the places taken and never sold: an undersell, not an oversell, and
+/// nothing gives them back unless the schedule is reloaded from Postgres.
 pub async fn hold_general(
     store: Store<'_>,
     schedule: &Schedule,
