@@ -17,7 +17,12 @@
 pub mod pg;
 pub mod redis;
 
-use std::{collections::HashSet, fmt};
+use std::{
+    collections::{HashMap, HashSet},
+    fmt,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -334,7 +339,8 @@ pub struct Sections {
     pub items: Vec<SectionView>,
 }
 
-/// What the purchase path's operations reach: both stores, the scripts and the settings.
+/// What the purchase path's operations reach: both stores, the scripts, the settings and what
+/// this replica remembers.
 #[derive(Clone, Copy)]
 pub struct Store<'a> {
     pub pg: &'a deadpool_postgres::Pool,
@@ -349,16 +355,14 @@ pub struct Store<'a> {
 /// each concert on the worker's work list, and which schedules it is loading into Redis.
 #[derive(Debug, Default)]
 pub struct Replica {
-    registrations: std::sync::Mutex<std::collections::HashMap<ConcertId, std::time::Instant>>,
-    loads: std::sync::Mutex<
-        std::collections::HashMap<ScheduleId, std::sync::Arc<tokio::sync::Mutex<()>>>,
-    >,
+    registrations: Mutex<HashMap<ConcertId, Instant>>,
+    loads: Mutex<HashMap<ScheduleId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Replica {
     /// How often a replica refreshes a busy concert's registration. Far below the worker's
     /// retirement age (a minute), which is what makes skipping refreshes safe.
-    pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+    pub const REFRESH: Duration = Duration::from_secs(1);
 
     // The std Mutexes below are held for one map lookup or insert, never across an await.
 
@@ -370,12 +374,12 @@ impl Replica {
 
     fn registered(&self, concert: ConcertId) {
         let mut map = self.registrations.lock().unwrap_or_else(|p| p.into_inner());
-        map.insert(concert, std::time::Instant::now());
+        map.insert(concert, Instant::now());
     }
 
     /// The gate one replica's loads of `schedule` queue on, so that a burst of first requests
     /// reads one Postgres snapshot, not one each (which would drain the pool).
-    fn load_gate(&self, schedule: ScheduleId) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    fn load_gate(&self, schedule: ScheduleId) -> Arc<tokio::sync::Mutex<()>> {
         let mut map = self.loads.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(schedule).or_default().clone()
     }
@@ -667,7 +671,7 @@ pub async fn sections(
 ) -> Result<Sections> {
     ensure_loaded(store, schedule).await?;
     let taken = redis::taken(store, schedule).await?;
-    let mut taken_by_section: std::collections::HashMap<SectionId, i64> = Default::default();
+    let mut taken_by_section: HashMap<SectionId, i64> = HashMap::new();
     for seat in &taken.seats {
         if let Some(seat) = seats.get(*seat) {
             *taken_by_section.entry(seat.section).or_default() += 1;
