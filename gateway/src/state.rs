@@ -21,6 +21,8 @@ pub struct Inner {
     pub config: Config,
     pub pg: deadpool_postgres::Pool,
     pub redis: fred::prelude::Pool,
+    /// Connections for `MULTI`/`EXEC` only (see `Config::redis_tx_pool_size`).
+    pub redis_tx: fred::prelude::Pool,
     pub keys: Keys,
     pub scripts: Scripts,
     pub access: AccessTokens,
@@ -47,6 +49,7 @@ impl AppState {
         config: Config,
         pg: deadpool_postgres::Pool,
         redis: fred::prelude::Pool,
+        redis_tx: fred::prelude::Pool,
         scripts: Scripts,
         access: AccessTokens,
         queue_tokens: QueueTokens,
@@ -57,6 +60,7 @@ impl AppState {
         Self(Arc::new(Inner {
             pg,
             redis,
+            redis_tx,
             keys,
             scripts,
             access,
@@ -79,6 +83,7 @@ impl AppState {
         boxoffice_domain::holds::Store {
             pg: &self.pg,
             redis: &self.redis,
+            redis_tx: &self.redis_tx,
             scripts: &self.scripts,
             keys: &self.keys,
             config: &self.config,

@@ -105,7 +105,7 @@ pub async fn hold_general(
     let (k, c, s) = (store.keys, schedule.concert, schedule.id);
     let counter = k.ga_remaining(c, section);
     let q = i64::from(quantity);
-    let client = store.redis.next();
+    let client = store.redis_tx.next();
     let tx = client.multi();
     let _: () = tx.exists(k.inventory_loaded(c, s)).await?;
     let _: () = tx.decr_by(&counter, q).await?;
