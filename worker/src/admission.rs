@@ -77,9 +77,12 @@ impl Admitter {
         let params = TickParams {
             worker_id: deps.config.worker_id.clone(),
             lease_ms: deps.config.queue_lease.as_millis() as i64,
-            // Two ticks' worth: one late tick loses no rate, and no window ever sees more
-            // than two ticks' worth above rate x elapsed.
-            burst_ms: 2 * deps.config.tick.as_millis() as i64,
+            // One second's worth (or two ticks, if ticks are longer): a tick that runs late on
+            // a busy host, or the pause of a lease failover, is made up for at the next tick
+            // instead of lost, and no window ever sees more than one second's worth above
+            // rate x elapsed (in steady state the bucket is emptied every tick, so a window
+            // is exact to within one tick's worth).
+            burst_ms: (2 * deps.config.tick.as_millis() as i64).max(1_000),
             max_scan: MAX_SCAN,
             seed: 1,
         };

@@ -7,3 +7,4 @@ mod concerts;
 mod errors;
 mod identity;
 mod points;
+mod queue;

@@ -157,9 +157,12 @@ if open then
   local capacity = max_active - redis.call('ZCARD', KEYS[6])
   local n = math.min(math.floor(tokens), capacity)
   if n > 0 and waiting_before > 0 then
-    -- Sessions end on a whole second so that the token's exp (whole seconds) ends with it.
+    -- Sessions end on a whole second (rounded up, so never shorter than the policy) so that
+    -- the token's exp, in whole seconds, ends exactly with it.
     local untl = now + session
-    untl = untl - (untl % 1000)
+    if untl % 1000 ~= 0 then
+      untl = untl + 1000 - (untl % 1000)
+    end
     local candidates = redis.call('ZRANGE', KEYS[3], 0, n + max_scan - 1)
     for _, u in ipairs(candidates) do
       if admitted >= n then
