@@ -75,6 +75,18 @@ impl Room {
         view: &AdmissionView,
     ) -> Result<Joined> {
         window.check_joinable(now_ms())?;
+        // Before the admitter's first tick the state does not know the opening yet; the
+        // window does, and the ETA of a pre-queue join must count the wait for it.
+        let with_opening;
+        let view = if view.opens_ms.is_none() {
+            with_opening = AdmissionView {
+                opens_ms: Some(window.opens_ms),
+                ..view.clone()
+            };
+            &with_opening
+        } else {
+            view
+        };
         self.register(concert).await?;
         let reply = queue_redis::join(
             &self.redis,
