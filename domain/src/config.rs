@@ -81,6 +81,17 @@ pub struct Config {
     /// `BOXOFFICE_TICK_MS` (default 100): the worker's admission and expiry tick; the
     /// admission rate is exact to within one tick's worth of users.
     pub tick: Duration,
+    /// `BOXOFFICE_QUEUE_LEASE_MS` (default 2000): how long a concert's admission lease lasts
+    /// without renewal, so how long admission pauses when its worker dies; 20 ticks, so a
+    /// worker stalled for a few ticks (GC of the host, a slow Redis reply) keeps it.
+    pub queue_lease: Duration,
+    /// `BOXOFFICE_QUEUE_POLICY_REFRESH_MS` (default 2000): how often the worker re-reads the
+    /// queue policies from Postgres; an admin change applies within this plus one tick.
+    pub queue_policy_refresh: Duration,
+    /// `BOXOFFICE_QUEUE_HEARTBEAT_FLUSH_MS` (default 1000): how often a gateway writes the
+    /// buffered poll heartbeats to Redis (one pipelined ZADD per concert); well below any
+    /// sensible grace period, which must exceed it plus the longest poll interval.
+    pub queue_heartbeat_flush: Duration,
 }
 
 impl Config {
@@ -161,7 +172,17 @@ impl Config {
                 &format!("worker-{}", std::process::id()),
             ),
             tick: Duration::from_millis(parse("BOXOFFICE_TICK_MS", "100")?.max(10)),
+            queue_lease: Duration::from_millis(parse("BOXOFFICE_QUEUE_LEASE_MS", "2000")?.max(50)),
+            queue_policy_refresh: Duration::from_millis(
+                parse("BOXOFFICE_QUEUE_POLICY_REFRESH_MS", "2000")?.max(50),
+            ),
+            queue_heartbeat_flush: Duration::from_millis(
+                parse("BOXOFFICE_QUEUE_HEARTBEAT_FLUSH_MS", "1000")?.max(10),
+            ),
         };
+        if config.queue_lease <= config.tick {
+            bail!("BOXOFFICE_QUEUE_LEASE_MS must be longer than BOXOFFICE_TICK_MS, or the lease lapses between ticks");
+        }
         if config.redis_namespace.is_empty() || config.redis_namespace.contains(['{', '}', ' ']) {
             bail!("BOXOFFICE_REDIS_NAMESPACE must be non-empty without braces or spaces");
         }

@@ -1,6 +1,8 @@
 //! Thin handlers, one module per concept: extract, call one domain function, render.
 
+pub mod admin;
 pub mod concerts;
 pub mod health;
 pub mod points;
+pub mod queue;
 pub mod users;

@@ -12,3 +12,4 @@ mod concerts;
 mod errors;
 mod identity;
 mod points;
+mod queue;
