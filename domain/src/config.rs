@@ -92,6 +92,26 @@ pub struct Config {
     /// buffered poll heartbeats to Redis (one pipelined ZADD per concert); well below any
     /// sensible grace period, which must exceed it plus the longest poll interval.
     pub queue_heartbeat_flush: Duration,
+    // --- purchase path -------------------------------------------------------------------------
+    /// `BOXOFFICE_STREAM_BATCH` (default 500): hold events written to Postgres per
+    /// transaction; one multi-row upsert of 500 rows takes a few ms, far under the tick.
+    pub stream_batch: usize,
+    /// `BOXOFFICE_STREAM_CLAIM_IDLE_MS` (default 30000): a hold event left unacknowledged this
+    /// long by a consumer is taken over by another worker (its owner is presumed dead). Well
+    /// above the slowest healthy batch, so a live worker's batch is never stolen.
+    pub stream_claim_idle: Duration,
+    /// `BOXOFFICE_RECONCILE_AFTER_MS` (default 10000): a payment claim older than this is
+    /// settled by the reconciler; a healthy payment takes milliseconds, and one still in
+    /// flight is skipped anyway (it holds the hold's lock).
+    pub reconcile_after: Duration,
+    /// `BOXOFFICE_NOTIFY_BACKOFF_MS` (default 1000): wait after a failed webhook delivery,
+    /// doubled on each further failure.
+    pub notify_backoff_base: Duration,
+    /// `BOXOFFICE_NOTIFY_BACKOFF_CAP_MS` (default 300000): the longest wait between attempts,
+    /// so a receiver that comes back after an outage hears from us within five minutes.
+    pub notify_backoff_cap: Duration,
+    /// `BOXOFFICE_NOTIFY_TIMEOUT_MS` (default 5000): one webhook POST may take this long.
+    pub notify_timeout: Duration,
 }
 
 impl Config {
@@ -178,6 +198,22 @@ impl Config {
             ),
             queue_heartbeat_flush: Duration::from_millis(
                 parse("BOXOFFICE_QUEUE_HEARTBEAT_FLUSH_MS", "1000")?.max(10),
+            ),
+            stream_batch: parse("BOXOFFICE_STREAM_BATCH", "500")?.clamp(1, 10_000) as usize,
+            stream_claim_idle: Duration::from_millis(parse(
+                "BOXOFFICE_STREAM_CLAIM_IDLE_MS",
+                "30000",
+            )?),
+            reconcile_after: Duration::from_millis(parse("BOXOFFICE_RECONCILE_AFTER_MS", "10000")?),
+            notify_backoff_base: Duration::from_millis(
+                parse("BOXOFFICE_NOTIFY_BACKOFF_MS", "1000")?.max(1),
+            ),
+            notify_backoff_cap: Duration::from_millis(parse(
+                "BOXOFFICE_NOTIFY_BACKOFF_CAP_MS",
+                "300000",
+            )?),
+            notify_timeout: Duration::from_millis(
+                parse("BOXOFFICE_NOTIFY_TIMEOUT_MS", "5000")?.max(1),
             ),
         };
         if config.queue_lease <= config.tick {

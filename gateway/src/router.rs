@@ -4,7 +4,7 @@ use axum::{
     extract::{DefaultBodyLimit, State},
     middleware,
     response::IntoResponse,
-    routing::{get, post},
+    routing::{delete, get, post},
     Router,
 };
 use boxoffice_domain::Error;
@@ -30,7 +30,26 @@ pub fn public(state: AppState) -> Router {
             post(handlers::queue::join)
                 .get(handlers::queue::poll)
                 .delete(handlers::queue::leave),
-        );
+        )
+        .route(
+            "/concerts/{concert_id}/schedules",
+            get(handlers::schedules::dates),
+        )
+        .route(
+            "/schedules/{schedule_id}/sections",
+            get(handlers::schedules::sections),
+        )
+        .route(
+            "/schedules/{schedule_id}/seats",
+            get(handlers::schedules::seats),
+        )
+        .route(
+            "/schedules/{schedule_id}/holds",
+            post(handlers::holds::place),
+        )
+        .route("/holds/{hold_id}", delete(handlers::holds::release))
+        .route("/holds/{hold_id}/payment", post(handlers::payments::pay))
+        .route("/me/reservations", get(handlers::payments::reservations));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(handlers::health::healthz))

@@ -84,6 +84,17 @@ impl AppState {
         self.0.ready.load(Ordering::Relaxed)
     }
 
+    /// What the purchase path's domain operations reach.
+    pub fn store(&self) -> boxoffice_domain::holds::Store<'_> {
+        boxoffice_domain::holds::Store {
+            pg: &self.pg,
+            redis: &self.redis,
+            scripts: &self.scripts,
+            keys: &self.keys,
+            config: &self.config,
+        }
+    }
+
     /// Marks the replica as draining.
     pub fn stop_accepting(&self) {
         self.0.ready.store(false, Ordering::Relaxed);

@@ -21,6 +21,17 @@ pub struct Deps {
     pub scripts: redis::Scripts,
 }
 
+impl Deps {
+    /// The Redis half, as the domain's hold operations take it.
+    pub fn hot(&self) -> boxoffice_domain::holds::redis::Hot<'_> {
+        boxoffice_domain::holds::redis::Hot {
+            redis: &self.redis,
+            scripts: &self.scripts,
+            keys: &self.keys,
+        }
+    }
+}
+
 /// A built worker, not yet running.
 pub struct Worker {
     ctx: Deps,

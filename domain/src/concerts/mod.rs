@@ -5,6 +5,8 @@
 
 pub mod pg;
 
+use std::{collections::HashMap, ops::Range};
+
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -145,6 +147,135 @@ fn decode_cursor(raw: &str) -> Option<ConcertId> {
     (id >= 0).then(|| ConcertId::new(id))
 }
 
+// --- the catalogue of one schedule, as the purchase path reads it ---------------------------
+
+/// Whether a section sells numbered seats or general-admission places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SectionKind {
+    Seated,
+    Ga,
+}
+
+/// The static facts of one section.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Section {
+    #[serde(rename = "sectionId")]
+    pub id: SectionId,
+    pub name: String,
+    pub kind: SectionKind,
+    pub price: i64,
+    pub capacity: i32,
+}
+
+/// One date of a concert with what selling from it needs: its concert, its own sale window
+/// (seed 000: tickets of one event may open at different times) and its sections.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub id: ScheduleId,
+    pub concert: ConcertId,
+    pub starts_at: DateTime<Utc>,
+    pub sale_opens_at: DateTime<Utc>,
+    pub sale_closes_at: DateTime<Utc>,
+    pub sections: Vec<Section>,
+}
+
+impl Schedule {
+    /// Refuses with `SaleNotOpen` outside the schedule's sale window.
+    pub fn check_sale_open(&self, now: DateTime<Utc>) -> Result<()> {
+        if self.sale_opens_at <= now && now < self.sale_closes_at {
+            Ok(())
+        } else {
+            Err(Error::SaleNotOpen)
+        }
+    }
+
+    /// The section `id` of this schedule.
+    pub fn section(&self, id: SectionId) -> Result<&Section> {
+        self.sections
+            .iter()
+            .find(|s| s.id == id)
+            .ok_or(Error::SectionNotFound)
+    }
+}
+
+/// The static facts of one seat.
+#[derive(Debug, Clone)]
+pub struct Seat {
+    pub id: SeatId,
+    pub section: SectionId,
+    pub seat_no: String,
+    pub price: i64,
+}
+
+/// Every seat of a schedule, grouped by section in seat-id order. Seats never change once
+/// created, so this is cached for long.
+#[derive(Debug, Default)]
+pub struct ScheduleSeats {
+    seats: Vec<Seat>,
+    index: HashMap<SeatId, usize>,
+    sections: HashMap<SectionId, Range<usize>>,
+}
+
+impl ScheduleSeats {
+    /// Builds the index from seats sorted by (section, id).
+    pub fn new(seats: Vec<Seat>) -> Self {
+        let mut index = HashMap::with_capacity(seats.len());
+        let mut sections: HashMap<SectionId, Range<usize>> = HashMap::new();
+        for (i, seat) in seats.iter().enumerate() {
+            index.insert(seat.id, i);
+            sections
+                .entry(seat.section)
+                .and_modify(|r| r.end = i + 1)
+                .or_insert(i..i + 1);
+        }
+        Self {
+            seats,
+            index,
+            sections,
+        }
+    }
+
+    /// The seat `id`, if it belongs to this schedule.
+    pub fn get(&self, id: SeatId) -> Option<&Seat> {
+        self.index.get(&id).map(|&i| &self.seats[i])
+    }
+
+    /// The seats of `section` (empty for a GA or unknown section).
+    pub fn in_section(&self, section: SectionId) -> &[Seat] {
+        self.sections
+            .get(&section)
+            .map_or(&[][..], |r| &self.seats[r.clone()])
+    }
+
+    /// How many seats the schedule has, for cache weighing.
+    pub fn len(&self) -> usize {
+        self.seats.len()
+    }
+
+    /// Whether the schedule has no numbered seats.
+    pub fn is_empty(&self) -> bool {
+        self.seats.is_empty()
+    }
+}
+
+/// A date of a concert that can still be bought.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AvailableDate {
+    pub schedule_id: ScheduleId,
+    pub starts_at: DateTime<Utc>,
+    /// Tickets not yet sold (seats on hold count as available: an unpaid hold returns them).
+    pub available_seats: i64,
+}
+
+/// `GET /concerts/{id}/schedules`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AvailableDates {
+    pub items: Vec<AvailableDate>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +301,48 @@ mod tests {
             ConcertStatus::at(now, now - h * 2, now - h, true),
             ConcertStatus::Closed
         );
+    }
+
+    #[test]
+    fn a_schedule_sells_only_inside_its_window() {
+        let now = Utc::now();
+        let h = Duration::hours(1);
+        let schedule = |opens, closes| Schedule {
+            id: ScheduleId::new(1),
+            concert: ConcertId::new(1),
+            starts_at: now,
+            sale_opens_at: opens,
+            sale_closes_at: closes,
+            sections: vec![],
+        };
+        assert!(schedule(now - h, now + h).check_sale_open(now).is_ok());
+        assert!(matches!(
+            schedule(now + h, now + h * 2).check_sale_open(now),
+            Err(Error::SaleNotOpen)
+        ));
+        assert!(matches!(
+            schedule(now - h * 2, now - h).check_sale_open(now),
+            Err(Error::SaleNotOpen)
+        ));
+    }
+
+    #[test]
+    fn seats_are_indexed_by_id_and_section() {
+        let seat = |id, section| Seat {
+            id: SeatId::new(id),
+            section: SectionId::new(section),
+            seat_no: format!("N{id}"),
+            price: 10,
+        };
+        let seats = ScheduleSeats::new(vec![seat(1, 7), seat(2, 7), seat(3, 8)]);
+        assert_eq!(seats.in_section(SectionId::new(7)).len(), 2);
+        assert_eq!(seats.in_section(SectionId::new(8))[0].id, SeatId::new(3));
+        assert!(seats.in_section(SectionId::new(9)).is_empty());
+        assert_eq!(
+            seats.get(SeatId::new(2)).map(|s| s.section),
+            Some(SectionId::new(7))
+        );
+        assert!(seats.get(SeatId::new(4)).is_none());
     }
 
     #[test]

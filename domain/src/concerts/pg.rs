@@ -5,8 +5,9 @@ use deadpool_postgres::Pool;
 use tokio_postgres::Row;
 
 use super::{
-    encode_cursor, Concert, ConcertDetail, ConcertId, ConcertPage, ConcertStatus, PageRequest,
-    ScheduleId, ScheduleRef,
+    encode_cursor, AvailableDate, AvailableDates, Concert, ConcertDetail, ConcertId, ConcertPage,
+    ConcertStatus, PageRequest, Schedule, ScheduleId, ScheduleRef, ScheduleSeats, Seat, SeatId,
+    Section, SectionId, SectionKind,
 };
 use crate::{Error, Result};
 
@@ -75,6 +76,93 @@ pub async fn get(pool: &Pool, id: ConcertId) -> Result<ConcertDetail> {
             .map(|r| ScheduleRef {
                 schedule_id: ScheduleId::new(r.get(0)),
                 starts_at: r.get(1),
+            })
+            .collect(),
+    })
+}
+
+/// A schedule with its sections, or `ScheduleNotFound`.
+pub async fn schedule(pool: &Pool, id: ScheduleId) -> Result<Schedule> {
+    let client = pool.get().await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT sc.concert_id, sc.starts_at, sc.sale_opens_at, sc.sale_closes_at, \
+                    se.id, se.name, se.kind, se.price, se.capacity \
+             FROM schedules sc LEFT JOIN sections se ON se.schedule_id = sc.id \
+             WHERE sc.id = $1 ORDER BY se.id",
+        )
+        .await?;
+    let rows = client.query(&stmt, &[&id.get()]).await?;
+    let first = rows.first().ok_or(Error::ScheduleNotFound)?;
+    let sections = rows
+        .iter()
+        .filter_map(|r| {
+            let section: Option<i64> = r.get(4);
+            Some(Section {
+                id: SectionId::new(section?),
+                name: r.get(5),
+                kind: if r.get::<_, &str>(6) == "GA" {
+                    SectionKind::Ga
+                } else {
+                    SectionKind::Seated
+                },
+                price: r.get(7),
+                capacity: r.get(8),
+            })
+        })
+        .collect();
+    Ok(Schedule {
+        id,
+        concert: ConcertId::new(first.get(0)),
+        starts_at: first.get(1),
+        sale_opens_at: first.get(2),
+        sale_closes_at: first.get(3),
+        sections,
+    })
+}
+
+/// Every seat of a schedule, grouped by section.
+pub async fn schedule_seats(pool: &Pool, id: ScheduleId) -> Result<ScheduleSeats> {
+    let client = pool.get().await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT id, section_id, seat_no, price FROM seats WHERE schedule_id = $1 \
+             ORDER BY section_id, id",
+        )
+        .await?;
+    let rows = client.query(&stmt, &[&id.get()]).await?;
+    Ok(ScheduleSeats::new(
+        rows.iter()
+            .map(|r| Seat {
+                id: SeatId::new(r.get(0)),
+                section: SectionId::new(r.get(1)),
+                seat_no: r.get(2),
+                price: r.get(3),
+            })
+            .collect(),
+    ))
+}
+
+/// The concert's schedules whose sale is open now and that have tickets left, by date.
+pub async fn available_dates(pool: &Pool, concert: ConcertId) -> Result<AvailableDates> {
+    let client = pool.get().await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT sc.id, sc.starts_at, SUM(se.capacity - se.sold)::bigint AS available \
+             FROM schedules sc JOIN sections se ON se.schedule_id = sc.id \
+             WHERE sc.concert_id = $1 AND sc.sale_opens_at <= now() AND sc.sale_closes_at > now() \
+             GROUP BY sc.id, sc.starts_at HAVING SUM(se.capacity - se.sold) > 0 \
+             ORDER BY sc.starts_at, sc.id",
+        )
+        .await?;
+    let rows = client.query(&stmt, &[&concert.get()]).await?;
+    Ok(AvailableDates {
+        items: rows
+            .iter()
+            .map(|r| AvailableDate {
+                schedule_id: ScheduleId::new(r.get(0)),
+                starts_at: r.get(1),
+                available_seats: r.get(2),
             })
             .collect(),
     })

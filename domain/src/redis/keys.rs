@@ -106,14 +106,21 @@ impl Keys {
         self.concert("s", concert, &format!("tickets:{}", schedule.get()))
     }
 
-    /// HASH: one hold (owner, seats, amount, state, expiry).
+    /// HASH: one hold (owner, schedule, section, seats, quantity, amount, state, expiry).
     pub fn hold(&self, concert: ConcertId, hold: HoldId) -> String {
         self.concert("s", concert, &format!("hold:{}", hold.get()))
     }
 
-    /// ZSET holdId scored by expiry epoch ms: what the worker releases on time.
+    /// ZSET holdId scored by expiry epoch ms: the HELD holds, which the worker releases on
+    /// time. A hold leaves it when it is claimed for payment or ends.
     pub fn hold_expiry(&self, concert: ConcertId) -> String {
         self.concert("s", concert, "expiry")
+    }
+
+    /// ZSET holdId scored by claim epoch ms: holds being paid (state PAYING). Their seats stay
+    /// taken whatever the clock says; the reconciler settles claims that grow old.
+    pub fn hold_paying(&self, concert: ConcertId) -> String {
+        self.concert("s", concert, "paying")
     }
 
     /// STREAM of hold events (held, released, expired, paid) for the worker's sink.
@@ -121,17 +128,25 @@ impl Keys {
         self.concert("s", concert, "events")
     }
 
-    /// SET of concert ids with holds in Redis; the worker's expiry and sink work list.
+    /// STRING marker: the schedule's inventory (sold seats, live holds, GA counters, ticket
+    /// counts) has been loaded from Postgres into the keys above. Scripts refuse to sell from a
+    /// schedule without it, so a Redis that lost its data is rebuilt before it sells again.
+    pub fn inventory_loaded(&self, concert: ConcertId, schedule: ScheduleId) -> String {
+        self.concert("s", concert, &format!("loaded:{}", schedule.get()))
+    }
+
+    /// SET of concert ids with holds in Redis; the worker's expiry, sink and reconciler work
+    /// list.
     pub fn sales_registry(&self) -> String {
         format!("{}:s:concerts", self.ns)
     }
 
-    /// HASH holdId -> concertId: lets `DELETE /holds/{id}` and payment find the concert (and so
-    /// the slot) of a hold from its id alone.
-    pub fn hold_index(&self) -> String {
-        format!("{}:s:holds", self.ns)
-    }
+    // There is no holdId -> concertId index: a [`HoldId`] carries its concert in its own bits,
+    // which saves a write per hold and a read per payment, and leaves nothing to clean up.
 }
+
+/// The consumer group of the worker's stream sink on every hold-event stream.
+pub const SINK_GROUP: &str = "sink";
 
 #[cfg(test)]
 mod tests {
@@ -156,8 +171,11 @@ mod tests {
             keys.seat_owners(c, ScheduleId::new(7)),
             keys.ga_remaining(c, SectionId::new(9)),
             keys.user_tickets(c, ScheduleId::new(7)),
+            keys.hold(c, HoldId::generate(c)),
             keys.hold_expiry(c),
+            keys.hold_paying(c),
             keys.hold_events(c),
+            keys.inventory_loaded(c, ScheduleId::new(7)),
         ] {
             assert!(key.starts_with("bo:"), "{key}");
             assert_eq!(tag(key), expected);

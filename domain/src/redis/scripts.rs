@@ -10,7 +10,7 @@
 
 use fred::{
     prelude::*,
-    types::{scripts::Script, FromValue, MultipleKeys, MultipleValues},
+    types::{scripts::Script, FromValue, MultipleKeys, MultipleValues, Value},
 };
 
 /// Declares the script set: one field per `.lua` file.
@@ -52,6 +52,13 @@ scripts! {
     queue_leave => "queue_leave.lua",
     queue_watch => "queue_watch.lua",
     queue_admit => "queue_admit.lua",
+    hold_seats => "hold_seats.lua",
+    hold_ga => "hold_ga.lua",
+    end_holds => "end_holds.lua",
+    claim_hold => "claim_hold.lua",
+    unclaim_hold => "unclaim_hold.lua",
+    finalise_hold => "finalise_hold.lua",
+    load_inventory => "load_inventory.lua",
 }
 
 impl Scripts {
@@ -68,4 +75,43 @@ impl Scripts {
     {
         script.evalsha_with_reload(client.next(), keys, args).await
     }
+}
+
+/// A script's tagged reply, before the concept module gives it meaning.
+#[derive(Debug)]
+pub enum Tagged {
+    /// `{"ok", ...}`: the data after the tag.
+    Ok(Vec<Value>),
+    /// `{"err", CODE}`: the stable code.
+    Err(String),
+}
+
+impl Tagged {
+    /// Splits a raw reply into its tag and the rest; anything else is our bug.
+    pub fn parse(reply: Vec<Value>) -> anyhow::Result<Self> {
+        let mut parts = reply.into_iter();
+        let tag = parts.next().and_then(|v| v.as_string());
+        match tag.as_deref() {
+            Some("ok") => Ok(Tagged::Ok(parts.collect())),
+            Some("err") => {
+                let code = parts.next().and_then(|v| v.as_string());
+                code.map(Tagged::Err)
+                    .ok_or_else(|| anyhow::anyhow!("script error reply without a code"))
+            }
+            other => anyhow::bail!("script reply has no ok/err tag: {other:?}"),
+        }
+    }
+}
+
+/// Reads element `i` of a script reply as a string ("" for a missing element).
+pub fn text(values: &[Value], i: usize) -> String {
+    values.get(i).and_then(Value::as_string).unwrap_or_default()
+}
+
+/// Reads element `i` of a script reply as an integer.
+pub fn int(values: &[Value], i: usize) -> anyhow::Result<i64> {
+    values
+        .get(i)
+        .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+        .ok_or_else(|| anyhow::anyhow!("script reply element {i} is not an integer"))
 }

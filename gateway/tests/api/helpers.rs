@@ -12,7 +12,9 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use boxoffice_domain::{concerts::ConcertId, redis::Keys, Config};
+use boxoffice_domain::{
+    concerts::ConcertId, identity::UserId, queue::QueueTokens, redis::Keys, tokens::Signer, Config,
+};
 use boxoffice_gateway::{startup::Application, state::AppState};
 use chrono::{DateTime, Utc};
 use fred::prelude::*;
@@ -300,4 +302,193 @@ pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str
         assert!(body[field].is_string(), "problem lacks {field}: {body}");
     }
     body
+}
+
+// --- purchase path -----------------------------------------------------------------------------
+
+/// An ACTIVE queue token for `user` in `concert`, minted directly: the purchase-path tests
+/// need admission, not the waiting room (whose own tests admit for real).
+pub fn admit(app: &TestApp, user: &User, concert: ConcertId) -> String {
+    let now = boxoffice_domain::now_ms();
+    QueueTokens::new(Signer::new(app.config.jwt_secret_bytes())).issue_active(
+        UserId::new(user.id),
+        concert,
+        1,
+        now,
+        now + 600_000,
+    )
+}
+
+/// A signed-up user with an ACTIVE token for one concert.
+#[derive(Debug, Clone)]
+pub struct Buyer {
+    pub user: User,
+    pub queue_token: String,
+}
+
+/// Signs up `n` buyers on `app` (concurrently) and admits each to `concert`.
+pub async fn buyers(app: &TestApp, concert: ConcertId, n: usize) -> Vec<Buyer> {
+    let base = app.url("");
+    futures::future::join_all((0..n).map(|i| {
+        let (http, base) = (app.http.clone(), base.clone());
+        async move { sign_up(&http, &base, &format!("buyer-{i}")).await }
+    }))
+    .await
+    .into_iter()
+    .map(|user| Buyer {
+        queue_token: admit(app, &user, concert),
+        user,
+    })
+    .collect()
+}
+
+/// `POST /schedules/{schedule}/holds` with `body` on `base`.
+pub async fn post_hold(
+    http: &reqwest::Client,
+    base: &str,
+    buyer: &Buyer,
+    schedule: i64,
+    body: Value,
+) -> reqwest::Response {
+    http.post(format!("{base}/api/v1/schedules/{schedule}/holds"))
+        .header("authorization", buyer.user.bearer())
+        .header("queue-token", &buyer.queue_token)
+        .json(&body)
+        .send()
+        .await
+        .expect(START_HINT)
+}
+
+/// Holds `body` and asserts 201; returns the hold.
+pub async fn hold_ok(app: &TestApp, buyer: &Buyer, schedule: i64, body: Value) -> Value {
+    let response = post_hold(&app.http, &app.url(""), buyer, schedule, body).await;
+    let status = response.status();
+    let body: Value = response.json().await.expect("hold body");
+    assert_eq!(status, 201, "hold refused: {body}");
+    body
+}
+
+/// `POST /holds/{hold}/payment` with an idempotency key.
+pub async fn pay(
+    http: &reqwest::Client,
+    base: &str,
+    user: &User,
+    hold: &str,
+    key: &str,
+) -> reqwest::Response {
+    http.post(format!("{base}/api/v1/holds/{hold}/payment"))
+        .header("authorization", user.bearer())
+        .header("idempotency-key", key)
+        .send()
+        .await
+        .expect(START_HINT)
+}
+
+/// Charges `amount` points to `user` and asserts success.
+pub async fn charge(app: &TestApp, user: &User, amount: i64) {
+    let response = app
+        .http
+        .post(app.url("/api/v1/me/points/charges"))
+        .header("authorization", user.bearer())
+        .json(&json!({ "amount": amount }))
+        .send()
+        .await
+        .expect(START_HINT);
+    assert_eq!(response.status(), 200, "charge failed");
+}
+
+/// `GET` with both tokens, returning the JSON body after asserting 200.
+pub async fn get_active(app: &TestApp, buyer: &Buyer, path: &str) -> Value {
+    let response = app
+        .http
+        .get(app.url(path))
+        .header("authorization", buyer.user.bearer())
+        .header("queue-token", &buyer.queue_token)
+        .send()
+        .await
+        .expect(START_HINT);
+    let status = response.status();
+    let body: Value = response.json().await.expect("json body");
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
+}
+
+/// The status of each seat of a seat map, by seat id.
+pub fn statuses(seat_map: &Value) -> std::collections::HashMap<i64, String> {
+    seat_map["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|s| {
+            (
+                s["seatId"].as_i64().expect("seatId"),
+                s["status"].as_str().expect("status").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The seat ids of a section, in order.
+pub async fn seat_ids(pg: &PgPool, section: i64) -> Vec<i64> {
+    sqlx::query_scalar("SELECT id FROM seats WHERE section_id = $1 ORDER BY id")
+        .bind(section)
+        .fetch_all(pg)
+        .await
+        .expect("seat ids")
+}
+
+/// Waits until `check` holds, polling, and fails the test with `what` after `timeout`. The
+/// condition is what the test waits for; the poll interval only bounds how late it notices.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A worker's loops running in-process.
+pub struct TestWorker {
+    cancel: tokio_util::sync::CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl TestWorker {
+    /// Stops the loops at their next safe point and waits for them.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        for task in self.tasks {
+            task.await.expect("worker loop");
+        }
+    }
+
+    /// Kills the loops wherever they are (mid-batch included), like a crashed process.
+    pub async fn kill(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Starts the worker's loops with `config` (same namespace as the app under test).
+pub async fn spawn_worker(config: &Config) -> TestWorker {
+    let worker = boxoffice_worker::startup::Worker::build(config.clone())
+        .await
+        .expect(START_HINT);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let tasks = boxoffice_worker::loops(worker.context(), &cancel);
+    TestWorker { cancel, tasks }
 }

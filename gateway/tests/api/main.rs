@@ -10,6 +10,10 @@ mod helpers;
 
 mod concerts;
 mod errors;
+mod holds;
 mod identity;
+mod notifications;
+mod payments;
 mod points;
 mod queue;
+mod seats;

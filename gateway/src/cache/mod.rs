@@ -1,4 +1,11 @@
 //! In-process caches. Each cache states its TTL and why serving data that old is safe.
+//!
+//! This file holds the waiting room's views (admission state, ended sessions, sale windows);
+//! [`sales`] holds the purchase path's read caches (dates, sections, seat maps).
+
+mod sales;
+
+pub use sales::SalesCaches;
 
 use std::{
     collections::HashMap,
@@ -34,6 +41,8 @@ pub struct Caches {
     pub queue: QueueViews,
     /// Sale windows, for joins.
     pub concert_windows: ConcertWindows,
+    /// Dates, sections and seat maps.
+    pub sales: SalesCaches,
 }
 
 impl Caches {
@@ -44,6 +53,7 @@ impl Caches {
             queue: QueueViews::new(config, room, ended_sessions.clone()),
             ended_sessions,
             concert_windows: ConcertWindows::new(),
+            sales: SalesCaches::new(),
         }
     }
 }

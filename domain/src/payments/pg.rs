@@ -1,0 +1,273 @@
+//! The Postgres steps of the payment saga (gateway, deadpool) and of its reconciler (worker,
+//! sqlx), and the reservation list.
+
+use deadpool_postgres::{Pool, Transaction};
+use tokio_postgres::error::SqlState;
+use uuid::Uuid;
+
+use super::{redis::Claim, Payment, PaymentId, Reservation, ReservationId, Reservations};
+use crate::{
+    concerts::{ScheduleId, SeatId},
+    holds::{HeldSeat, HoldId},
+    identity::UserId,
+    points::{request_fingerprint, IdempotencyKey},
+    Error, Result,
+};
+
+/// The idempotency-key operation name of payments.
+const PAY: &str = "holds.pay";
+
+/// Opens the payment: claims the idempotency key and takes the hold's advisory lock, in one
+/// statement. Returns the stored response when the key was used before for this hold.
+///
+/// A concurrent request with the same key blocks on the key's primary key until this
+/// transaction ends, then finds the stored response (or, if this one rolled back, does the
+/// work itself). The advisory lock serialises everything that settles the hold's payment:
+/// other payments of it with other keys, and the reconciler, which only acts on claims whose
+/// lock it can take, so it never settles a payment still in flight.
+pub async fn open(
+    tx: &Transaction<'_>,
+    user: UserId,
+    hold: HoldId,
+    key: &IdempotencyKey,
+) -> Result<Option<Payment>> {
+    let fingerprint = request_fingerprint(&[&hold.to_string()]);
+    let stmt = tx
+        .prepare_cached(
+            "WITH k AS (INSERT INTO idempotency_keys \
+                 (user_id, operation, key, request_hash, status_code, response) \
+                 VALUES ($1, $2, $3, $4, 0, 'null') ON CONFLICT DO NOTHING RETURNING 1) \
+             SELECT EXISTS (SELECT 1 FROM k) FROM pg_advisory_xact_lock($5)",
+        )
+        .await?;
+    let row = tx
+        .query_one(
+            &stmt,
+            &[
+                &user.get(),
+                &PAY,
+                &key.as_str(),
+                &fingerprint,
+                &hold.lock_key(),
+            ],
+        )
+        .await?;
+    if row.get::<_, bool>(0) {
+        return Ok(None);
+    }
+    let stored = tx
+        .query_one(
+            "SELECT request_hash, response FROM idempotency_keys \
+             WHERE user_id = $1 AND operation = $2 AND key = $3",
+            &[&user.get(), &PAY, &key.as_str()],
+        )
+        .await?;
+    if stored.get::<_, String>(0) != fingerprint {
+        return Err(Error::IdempotencyKeyReused);
+    }
+    let response: serde_json::Value = stored.get(1);
+    let payment = serde_json::from_value(response)
+        .map_err(|e| anyhow::anyhow!("stored payment response is unreadable: {e}"))?;
+    Ok(Some(payment))
+}
+
+/// Records the payment of a claimed hold in one statement: debit (guarded by the balance),
+/// ledger row, the hold's row as PAID (the sink may not have written it yet), reservation,
+/// one reservation item per seat (UNIQUE: a seat is sold once), the sections' sold counts
+/// (CHECK: never past capacity), payment (hold UNIQUE), outbox row and the stored response
+/// for the idempotency key. Every insert hangs off the debit, so when the balance is short
+/// the statement writes nothing and the caller gets `InsufficientPoints`.
+pub async fn record(
+    tx: &Transaction<'_>,
+    user: UserId,
+    hold: HoldId,
+    key: &IdempotencyKey,
+    claim: &Claim,
+) -> Result<Payment> {
+    let stmt = tx
+        .prepare_cached(
+            "WITH debit AS ( \
+                UPDATE point_balances SET balance = balance - $2, updated_at = now() \
+                WHERE user_id = $1 AND balance >= $2 RETURNING balance \
+             ), held AS ( \
+                INSERT INTO holds (id, user_id, schedule_id, section_id, quantity, amount, status, expires_at) \
+                SELECT $3, $1, $4, $5, $6, $2, 'PAID', $7 FROM debit \
+                ON CONFLICT (id) DO UPDATE SET status = 'PAID', updated_at = now() RETURNING id \
+             ), held_seats AS ( \
+                INSERT INTO hold_seats (hold_id, seat_id) \
+                SELECT held.id, s FROM held, unnest($8::bigint[]) s ON CONFLICT DO NOTHING \
+             ), ledger AS ( \
+                INSERT INTO point_ledger (user_id, delta, reason, payment_id) \
+                SELECT $1, -$2, 'PAYMENT', $10 FROM debit \
+             ), reservation AS ( \
+                INSERT INTO reservations (id, hold_id, user_id, schedule_id, section_id, quantity, amount) \
+                SELECT $9, $3, $1, $4, $5, $6, $2 FROM debit RETURNING id, paid_at \
+             ), items AS ( \
+                INSERT INTO reservation_items (reservation_id, seat_id) \
+                SELECT r.id, s FROM reservation r, unnest($8::bigint[]) s \
+             ), sold AS ( \
+                UPDATE sections SET sold = sections.sold + c.n \
+                FROM (SELECT section_id, count(*)::int AS n FROM seats WHERE id = ANY($8::bigint[]) \
+                      GROUP BY section_id \
+                      UNION ALL SELECT $5, $6 WHERE $5 IS NOT NULL) c \
+                WHERE sections.id = c.section_id AND EXISTS (SELECT 1 FROM debit) \
+             ), payment AS ( \
+                INSERT INTO payments (id, hold_id, reservation_id, user_id, amount) \
+                SELECT $10, $3, r.id, $1, $2 FROM reservation r \
+             ), outbox_row AS ( \
+                INSERT INTO outbox (topic, payload) \
+                SELECT 'reservation.confirmed', jsonb_build_object( \
+                    'reservationId', r.id, 'paymentId', $10::uuid, 'holdId', $3::uuid, \
+                    'userId', $1::bigint, 'scheduleId', $4::bigint, 'seats', $8::bigint[], \
+                    'quantity', $6::int, 'amount', $2::bigint, 'paidAt', r.paid_at) \
+                FROM reservation r \
+             ), key_row AS ( \
+                UPDATE idempotency_keys SET status_code = 201, response = jsonb_build_object( \
+                    'reservationId', $9::uuid, 'paymentId', $10::uuid, 'amount', $2::bigint, \
+                    'balance', debit.balance) \
+                FROM debit WHERE user_id = $1 AND operation = $11 AND key = $12 \
+             ) \
+             SELECT balance FROM debit",
+        )
+        .await?;
+    let reservation = ReservationId(Uuid::now_v7());
+    let payment = PaymentId(Uuid::now_v7());
+    let seats: Vec<i64> = claim.record.seats.iter().map(|s| s.get()).collect();
+    let section = claim.record.section.map(|s| s.get());
+    let row = tx
+        .query_opt(
+            &stmt,
+            &[
+                &user.get(),
+                &claim.amount,
+                &hold.get(),
+                &claim.record.schedule.get(),
+                &section,
+                &claim.quantity,
+                &claim.expires_at,
+                &seats,
+                &reservation.0,
+                &payment.0,
+                &PAY,
+                &key.as_str(),
+            ],
+        )
+        .await
+        .map_err(constraint_error)?;
+    let Some(row) = row else {
+        let balance = tx
+            .query_opt(
+                "SELECT balance FROM point_balances WHERE user_id = $1",
+                &[&user.get()],
+            )
+            .await?
+            .ok_or(Error::Unauthorized)?;
+        return Err(Error::InsufficientPoints {
+            balance: balance.get(0),
+            needed: claim.amount,
+        });
+    };
+    Ok(Payment {
+        reservation_id: reservation,
+        payment_id: payment,
+        amount: claim.amount,
+        balance: row.get(0),
+    })
+}
+
+/// Maps the constraints that are the last line of invariant 1 to their contract errors; only
+/// reachable when Redis lost data and sold from a rebuilt inventory. Lock conflicts are
+/// dependency failures a client may retry.
+fn constraint_error(e: tokio_postgres::Error) -> Error {
+    let constraint = e
+        .as_db_error()
+        .and_then(|db| db.constraint())
+        .unwrap_or_default()
+        .to_owned();
+    match e.code() {
+        Some(code) if *code == SqlState::UNIQUE_VIOLATION => {
+            if constraint.starts_with("reservation_items") {
+                Error::SeatUnavailable
+            } else {
+                Error::HoldAlreadyPaid
+            }
+        }
+        Some(code) if *code == SqlState::CHECK_VIOLATION && constraint.starts_with("sections") => {
+            Error::SoldOut
+        }
+        Some(code)
+            if *code == SqlState::T_R_DEADLOCK_DETECTED
+                || *code == SqlState::T_R_SERIALIZATION_FAILURE =>
+        {
+            Error::Unavailable("postgres")
+        }
+        _ => e.into(),
+    }
+}
+
+/// The caller's confirmed reservations, newest first (at most the latest 100).
+pub async fn reservations(pool: &Pool, user: UserId) -> Result<Reservations> {
+    let client = pool.get().await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT r.id, r.schedule_id, r.quantity, r.amount, r.paid_at, \
+                    COALESCE(array_agg(ri.seat_id ORDER BY ri.seat_id) \
+                             FILTER (WHERE ri.seat_id IS NOT NULL), '{}'), \
+                    COALESCE(array_agg(s.seat_no ORDER BY ri.seat_id) \
+                             FILTER (WHERE ri.seat_id IS NOT NULL), '{}') \
+             FROM reservations r \
+             LEFT JOIN reservation_items ri ON ri.reservation_id = r.id \
+             LEFT JOIN seats s ON s.id = ri.seat_id \
+             WHERE r.user_id = $1 \
+             GROUP BY r.id ORDER BY r.paid_at DESC, r.id DESC LIMIT 100",
+        )
+        .await?;
+    let rows = client.query(&stmt, &[&user.get()]).await?;
+    Ok(Reservations {
+        items: rows
+            .iter()
+            .map(|r| {
+                let ids: Vec<i64> = r.get(5);
+                let numbers: Vec<String> = r.get(6);
+                Reservation {
+                    reservation_id: ReservationId(r.get(0)),
+                    schedule_id: ScheduleId::new(r.get(1)),
+                    quantity: r.get(2),
+                    amount: r.get(3),
+                    paid_at: r.get(4),
+                    seats: ids
+                        .into_iter()
+                        .zip(numbers)
+                        .map(|(id, seat_no)| HeldSeat {
+                            seat_id: SeatId::new(id),
+                            seat_no,
+                        })
+                        .collect(),
+                }
+            })
+            .collect(),
+    })
+}
+
+/// The reconciler's view of one claim, inside its own transaction: `None` while the saga still
+/// holds the hold's lock (the payment is in flight: leave it), otherwise whether Postgres has
+/// a payment for the hold. The lock is held until `tx` ends, so no saga can commit a payment
+/// of this hold while the reconciler acts on the answer.
+pub async fn settle_check(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    hold: HoldId,
+) -> Result<Option<bool>> {
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(hold.lock_key())
+        .fetch_one(&mut **tx)
+        .await?;
+    if !locked {
+        return Ok(None);
+    }
+    let paid: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM payments WHERE hold_id = $1)")
+            .bind(hold.get())
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok(Some(paid))
+}

@@ -1,0 +1,64 @@
+//! Placing and releasing holds.
+
+use axum::{
+    extract::{Path, State},
+    Json,
+};
+use boxoffice_domain::{
+    concerts::ScheduleId,
+    holds::{self, Hold, HoldId, HoldRequest},
+};
+use http::StatusCode;
+use serde::Deserialize;
+
+use crate::{
+    extract::{Admitted, AuthUser, JsonBody, PathId},
+    problem::ApiResult,
+    state::AppState,
+};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HoldBody {
+    seat_ids: Option<Vec<i64>>,
+    section_id: Option<i64>,
+    quantity: Option<i64>,
+}
+
+/// `POST /api/v1/schedules/{scheduleId}/holds` with `{seatIds}` or `{sectionId, quantity}`.
+#[tracing::instrument(skip_all, fields(schedule = id.0, user = %admitted.user))]
+pub async fn place(
+    State(state): State<AppState>,
+    admitted: Admitted,
+    id: PathId,
+    JsonBody(body): JsonBody<HoldBody>,
+) -> ApiResult<(StatusCode, Json<Hold>)> {
+    let request = HoldRequest::parse(body.seat_ids, body.section_id, body.quantity)?;
+    let schedule = state
+        .caches
+        .schedule(&state.pg, ScheduleId::new(id.0))
+        .await?;
+    admitted.require(schedule.concert)?;
+    let seats = state.caches.seats(&state.pg, schedule.id).await?;
+    let (hold, footprint) =
+        holds::place(state.store(), &schedule, &seats, admitted.user, request).await?;
+    state
+        .caches
+        .evict(schedule.concert, &footprint, false)
+        .await;
+    Ok((StatusCode::CREATED, Json(hold)))
+}
+
+/// `DELETE /api/v1/holds/{holdId}`: the owner's access token is enough (the hold proves
+/// admission); another user's hold is 404.
+#[tracing::instrument(skip_all, fields(hold = %raw, user = %user))]
+pub async fn release(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(raw): Path<String>,
+) -> ApiResult<StatusCode> {
+    let hold = HoldId::parse(&raw)?;
+    let footprint = holds::release(state.store(), user, hold).await?;
+    state.caches.evict(hold.concert(), &footprint, false).await;
+    Ok(StatusCode::NO_CONTENT)
+}

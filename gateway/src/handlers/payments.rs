@@ -1,0 +1,41 @@
+//! Paying for a hold, and the caller's reservations.
+
+use axum::{
+    extract::{Path, State},
+    Json,
+};
+use boxoffice_domain::{
+    holds::HoldId,
+    payments::{self, Payment, Reservations},
+};
+use http::StatusCode;
+
+use crate::{
+    extract::{AuthUser, RequiredIdempotencyKey},
+    problem::ApiResult,
+    state::AppState,
+};
+
+/// `POST /api/v1/holds/{holdId}/payment` (Idempotency-Key required). A retry with the same
+/// key answers the same body.
+#[tracing::instrument(skip_all, fields(hold = %raw, user = %user))]
+pub async fn pay(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    RequiredIdempotencyKey(key): RequiredIdempotencyKey,
+    Path(raw): Path<String>,
+) -> ApiResult<(StatusCode, Json<Payment>)> {
+    let hold = HoldId::parse(&raw)?;
+    let paid = payments::pay(state.store(), user, hold, &key).await?;
+    state.caches.after_payment(user, &paid).await;
+    Ok((StatusCode::CREATED, Json(paid.payment)))
+}
+
+/// `GET /api/v1/me/reservations`: the caller's confirmed reservations only.
+#[tracing::instrument(skip_all, fields(user = %user))]
+pub async fn reservations(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+) -> ApiResult<Json<Reservations>> {
+    Ok(Json(payments::pg::reservations(&state.pg, user).await?))
+}

@@ -1,0 +1,427 @@
+//! Payments: exact money, one charge per key and per hold under concurrency, a kept hold
+//! after a refusal, the interrupted saga settled by the reconciler, and reservations.
+
+use std::time::Duration;
+
+use boxoffice_domain::{
+    concerts::ScheduleId,
+    holds::HoldId,
+    payments::fault::{self, FaultPoint},
+};
+use fred::prelude::*;
+use futures::{stream, StreamExt};
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    assert_problem, buyers, charge, create_concert, eventually, get_active, hold_ok, pay, seat_ids,
+    spawn_app_with, spawn_worker, statuses, test_config, Sale, TestApp,
+};
+
+async fn balance_and_ledger(app: &TestApp, user: i64) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT b.balance, (SELECT COALESCE(SUM(delta), 0)::bigint FROM point_ledger WHERE user_id = $1) \
+         FROM point_balances b WHERE b.user_id = $1",
+    )
+    .bind(user)
+    .fetch_one(&app.pg)
+    .await
+    .unwrap()
+}
+
+async fn payments_of(app: &TestApp, hold: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM payments WHERE hold_id = $1")
+        .bind(uuid::Uuid::parse_str(hold).unwrap())
+        .fetch_one(&app.pg)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_payment_debits_the_exact_amount_sells_the_seats_and_ends_the_session() {
+    let app = spawn_app_with(test_config(&[])).await;
+    let concert = create_concert(&app.pg, Sale::Open, 1, 5, None).await;
+    let seats = seat_ids(&app.pg, concert.sections[0]).await;
+    let [buyer, other] = &buyers(&app, concert.id, 2).await[..] else {
+        unreachable!()
+    };
+    charge(&app, &buyer.user, 1_000).await;
+    let hold = hold_ok(
+        &app,
+        buyer,
+        concert.schedule,
+        json!({ "seatIds": &seats[0..2] }),
+    )
+    .await;
+    assert_eq!(hold["amount"], 200);
+    let id = hold["holdId"].as_str().unwrap();
+    let response = pay(&app.http, &app.url(""), &buyer.user, id, "first").await;
+    assert_eq!(response.status(), 201);
+    let paid: Value = response.json().await.unwrap();
+    assert_eq!(paid["amount"], 200);
+    assert_eq!(paid["balance"], 800);
+    assert!(paid["reservationId"].is_string() && paid["paymentId"].is_string());
+    assert_eq!(balance_and_ledger(&app, buyer.user.id).await, (800, 800));
+    // The seats are sold, as the other buyer's seat map shows at once on this replica.
+    let map = get_active(
+        &app,
+        other,
+        &format!(
+            "/api/v1/schedules/{}/seats?section={}",
+            concert.schedule, concert.sections[0]
+        ),
+    )
+    .await;
+    let status = statuses(&map);
+    assert_eq!(status[&seats[0]], "SOLD");
+    assert_eq!(status[&seats[1]], "SOLD");
+    assert_eq!(status[&seats[2]], "AVAILABLE");
+    // Paying ended the buyer's ACTIVE session.
+    let after = app
+        .http
+        .get(app.url(&format!("/api/v1/schedules/{}/sections", concert.schedule)))
+        .header("authorization", buyer.user.bearer())
+        .header("queue-token", &buyer.queue_token)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(after, 403, "QUEUE_NOT_ACTIVE").await;
+    // Only the buyer sees the reservation.
+    let mine: Value = app
+        .http
+        .get(app.url("/api/v1/me/reservations"))
+        .header("authorization", buyer.user.bearer())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = mine["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["reservationId"], paid["reservationId"]);
+    assert_eq!(items[0]["scheduleId"], concert.schedule);
+    assert_eq!(items[0]["quantity"], 2);
+    assert_eq!(items[0]["amount"], 200);
+    assert_eq!(items[0]["seats"][0]["seatId"], seats[0]);
+    assert!(items[0]["seats"][0]["seatNo"].is_string() && items[0]["paidAt"].is_string());
+    let theirs: Value = app
+        .http
+        .get(app.url("/api/v1/me/reservations"))
+        .header("authorization", other.user.bearer())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["items"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_retried_concurrently_with_one_key_charges_once_with_one_answer() {
+    let config = test_config(&[]);
+    let (a, b) = (
+        spawn_app_with(config.clone()).await,
+        spawn_app_with(config).await,
+    );
+    let concert = create_concert(&a.pg, Sale::Open, 1, 5, Some(10)).await;
+    let buyer = &buyers(&a, concert.id, 1).await[0];
+    charge(&a, &buyer.user, 1_000).await;
+    let hold = hold_ok(
+        &a,
+        buyer,
+        concert.schedule,
+        json!({ "sectionId": concert.ga_section, "quantity": 2 }),
+    )
+    .await;
+    let id = hold["holdId"].as_str().unwrap().to_owned();
+    let answers: Vec<(u16, Value)> = stream::iter(0..20)
+        .map(|i| {
+            let app = if i % 2 == 0 { &a } else { &b };
+            let (http, base, user, id) = (
+                app.http.clone(),
+                app.url(""),
+                buyer.user.clone(),
+                id.clone(),
+            );
+            async move {
+                let response = pay(&http, &base, &user, &id, "same-key").await;
+                (
+                    response.status().as_u16(),
+                    response.json::<Value>().await.unwrap(),
+                )
+            }
+        })
+        .buffer_unordered(20)
+        .collect()
+        .await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 201, "{body}");
+        assert_eq!(body, &answers[0].1, "every retry gets the same body");
+    }
+    assert_eq!(answers[0].1["balance"], 900);
+    assert_eq!(payments_of(&a, &id).await, 1);
+    assert_eq!(balance_and_ledger(&a, buyer.user.id).await, (900, 900));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_payments_of_one_hold_with_different_keys_pay_once() {
+    let config = test_config(&[]);
+    let (a, b) = (
+        spawn_app_with(config.clone()).await,
+        spawn_app_with(config).await,
+    );
+    let concert = create_concert(&a.pg, Sale::Open, 1, 5, None).await;
+    let seat = seat_ids(&a.pg, concert.sections[0]).await[0];
+    let buyer = &buyers(&a, concert.id, 1).await[0];
+    charge(&a, &buyer.user, 1_000).await;
+    let hold = hold_ok(&a, buyer, concert.schedule, json!({ "seatIds": [seat] })).await;
+    let id = hold["holdId"].as_str().unwrap().to_owned();
+    let answers: Vec<(u16, Value)> = stream::iter(0..20)
+        .map(|i| {
+            let app = if i % 2 == 0 { &a } else { &b };
+            let (http, base, user, id) = (
+                app.http.clone(),
+                app.url(""),
+                buyer.user.clone(),
+                id.clone(),
+            );
+            async move {
+                let response = pay(&http, &base, &user, &id, &format!("key-{i}")).await;
+                (
+                    response.status().as_u16(),
+                    response.json::<Value>().await.unwrap(),
+                )
+            }
+        })
+        .buffer_unordered(20)
+        .collect()
+        .await;
+    let paid = answers.iter().filter(|(s, _)| *s == 201).count();
+    assert_eq!(paid, 1, "{answers:?}");
+    for (status, body) in answers.iter().filter(|(s, _)| *s != 201) {
+        assert_eq!(*status, 409, "{body}");
+        assert_eq!(body["code"], "HOLD_ALREADY_PAID");
+    }
+    assert_eq!(payments_of(&a, &id).await, 1);
+    assert_eq!(balance_and_ledger(&a, buyer.user.id).await, (900, 900));
+}
+
+#[tokio::test]
+async fn insufficient_points_refuse_the_payment_and_keep_the_hold_payable() {
+    let app = spawn_app_with(test_config(&[])).await;
+    let concert = create_concert(&app.pg, Sale::Open, 1, 5, None).await;
+    let seats = seat_ids(&app.pg, concert.sections[0]).await;
+    let [buyer, rival] = &buyers(&app, concert.id, 2).await[..] else {
+        unreachable!()
+    };
+    charge(&app, &buyer.user, 150).await;
+    let hold = hold_ok(
+        &app,
+        buyer,
+        concert.schedule,
+        json!({ "seatIds": &seats[0..2] }),
+    )
+    .await;
+    let id = hold["holdId"].as_str().unwrap();
+    let short = pay(&app.http, &app.url(""), &buyer.user, id, "try-1").await;
+    let body = assert_problem(short, 402, "INSUFFICIENT_POINTS").await;
+    assert!(body["detail"].as_str().unwrap().contains("150"), "{body}");
+    assert_eq!(balance_and_ledger(&app, buyer.user.id).await, (150, 150));
+    // The hold is kept: its seats are still taken.
+    let taken = crate::helpers::post_hold(
+        &app.http,
+        &app.url(""),
+        rival,
+        concert.schedule,
+        json!({ "seatIds": [seats[0]] }),
+    )
+    .await;
+    assert_problem(taken, 409, "SEAT_UNAVAILABLE").await;
+    // After a charge the same key goes through: the refusal was not stored as its answer.
+    charge(&app, &buyer.user, 100).await;
+    let paid = pay(&app.http, &app.url(""), &buyer.user, id, "try-1").await;
+    assert_eq!(paid.status(), 201);
+    assert_eq!(balance_and_ledger(&app, buyer.user.id).await, (50, 50));
+}
+
+#[tokio::test]
+async fn payment_needs_a_token_and_an_idempotency_key_and_refuses_key_reuse() {
+    let app = spawn_app_with(test_config(&[])).await;
+    let concert = create_concert(&app.pg, Sale::Open, 1, 5, None).await;
+    let seats = seat_ids(&app.pg, concert.sections[0]).await;
+    let buyer = &buyers(&app, concert.id, 1).await[0];
+    charge(&app, &buyer.user, 1_000).await;
+    let first = hold_ok(
+        &app,
+        buyer,
+        concert.schedule,
+        json!({ "seatIds": [seats[0]] }),
+    )
+    .await;
+    let second = hold_ok(
+        &app,
+        buyer,
+        concert.schedule,
+        json!({ "seatIds": [seats[1]] }),
+    )
+    .await;
+    let url = |hold: &Value| {
+        app.url(&format!(
+            "/api/v1/holds/{}/payment",
+            hold["holdId"].as_str().unwrap()
+        ))
+    };
+    let anonymous = app
+        .http
+        .post(url(&first))
+        .header("idempotency-key", "k")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(anonymous, 401, "UNAUTHORIZED").await;
+    let keyless = app
+        .http
+        .post(url(&first))
+        .header("authorization", buyer.user.bearer())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(keyless, 400, "IDEMPOTENCY_KEY_REQUIRED").await;
+    let ok = pay(
+        &app.http,
+        &app.url(""),
+        &buyer.user,
+        first["holdId"].as_str().unwrap(),
+        "k",
+    )
+    .await;
+    assert_eq!(ok.status(), 201);
+    let reused = pay(
+        &app.http,
+        &app.url(""),
+        &buyer.user,
+        second["holdId"].as_str().unwrap(),
+        "k",
+    )
+    .await;
+    assert_problem(reused, 422, "IDEMPOTENCY_KEY_REUSED").await;
+    let again = pay(
+        &app.http,
+        &app.url(""),
+        &buyer.user,
+        first["holdId"].as_str().unwrap(),
+        "other",
+    )
+    .await;
+    assert_problem(again, 409, "HOLD_ALREADY_PAID").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_interrupted_after_the_commit_is_finalised_by_the_reconciler() {
+    let config = test_config(&[
+        ("BOXOFFICE_RECONCILE_AFTER_MS", "300"),
+        ("BOXOFFICE_TICK_MS", "50"),
+    ]);
+    let app = spawn_app_with(config.clone()).await;
+    let worker = spawn_worker(&config).await;
+    let concert = create_concert(&app.pg, Sale::Open, 1, 5, None).await;
+    let seats = seat_ids(&app.pg, concert.sections[0]).await;
+    let buyer = &buyers(&app, concert.id, 1).await[0];
+    charge(&app, &buyer.user, 1_000).await;
+    let hold = hold_ok(
+        &app,
+        buyer,
+        concert.schedule,
+        json!({ "seatIds": &seats[0..2] }),
+    )
+    .await;
+    let id = hold["holdId"].as_str().unwrap();
+    let hold_id = HoldId::parse(id).unwrap();
+    fault::arm(hold_id, FaultPoint::AfterCommit);
+    let interrupted = pay(&app.http, &app.url(""), &buyer.user, id, "k").await;
+    assert_eq!(interrupted.status(), 500);
+    assert_eq!(payments_of(&app, id).await, 1, "the commit happened");
+    let owners = app
+        .keys
+        .seat_owners(concert.id, ScheduleId::new(concert.schedule));
+    eventually(
+        "the reconciler marks the seats sold",
+        Duration::from_secs(10),
+        || async {
+            let owner: Vec<Option<String>> = app
+                .redis
+                .hmget(&owners, vec![seats[0], seats[1]])
+                .await
+                .unwrap();
+            owner.iter().all(|o| o.as_deref() == Some("sold"))
+        },
+    )
+    .await;
+    let state: String = app
+        .redis
+        .hget(app.keys.hold(concert.id, hold_id), "state")
+        .await
+        .unwrap();
+    assert_eq!(state, "PAID");
+    // The client's retry with the same key gets the committed payment; money moved once.
+    let retry = pay(&app.http, &app.url(""), &buyer.user, id, "k").await;
+    assert_eq!(retry.status(), 201);
+    assert_eq!(balance_and_ledger(&app, buyer.user.id).await, (800, 800));
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_interrupted_before_the_commit_is_restored_by_the_reconciler() {
+    let config = test_config(&[
+        ("BOXOFFICE_RECONCILE_AFTER_MS", "300"),
+        ("BOXOFFICE_TICK_MS", "50"),
+    ]);
+    let app = spawn_app_with(config.clone()).await;
+    let worker = spawn_worker(&config).await;
+    let concert = create_concert(&app.pg, Sale::Open, 1, 5, Some(10)).await;
+    let buyer = &buyers(&app, concert.id, 1).await[0];
+    charge(&app, &buyer.user, 1_000).await;
+    let hold = hold_ok(
+        &app,
+        buyer,
+        concert.schedule,
+        json!({ "sectionId": concert.ga_section, "quantity": 2 }),
+    )
+    .await;
+    let id = hold["holdId"].as_str().unwrap();
+    let hold_id = HoldId::parse(id).unwrap();
+    fault::arm(hold_id, FaultPoint::BeforeCommit);
+    let interrupted = pay(&app.http, &app.url(""), &buyer.user, id, "k").await;
+    assert_eq!(interrupted.status(), 500);
+    let key = app.keys.hold(concert.id, hold_id);
+    let state: String = app.redis.hget(&key, "state").await.unwrap();
+    assert_eq!(state, "PAYING", "the interrupted saga left its claim");
+    eventually(
+        "the reconciler puts the hold back",
+        Duration::from_secs(10),
+        || async {
+            let state: String = app.redis.hget(&key, "state").await.unwrap();
+            state == "HELD"
+        },
+    )
+    .await;
+    assert_eq!(payments_of(&app, id).await, 0, "nothing was committed");
+    assert_eq!(
+        balance_and_ledger(&app, buyer.user.id).await,
+        (1_000, 1_000)
+    );
+    // Restored with its original expiry, and payable.
+    let expiry: Option<f64> = app
+        .redis
+        .zscore(app.keys.hold_expiry(concert.id), id)
+        .await
+        .unwrap();
+    let expected =
+        chrono::DateTime::parse_from_rfc3339(hold["expiresAt"].as_str().unwrap()).unwrap();
+    assert_eq!(expiry.map(|e| e as i64), Some(expected.timestamp_millis()));
+    let paid = pay(&app.http, &app.url(""), &buyer.user, id, "k").await;
+    assert_eq!(paid.status(), 201);
+    assert_eq!(balance_and_ledger(&app, buyer.user.id).await, (900, 900));
+    worker.stop().await;
+}
