@@ -572,16 +572,41 @@ pub async fn expire_due(hot: redis::Hot<'_>, concert: ConcertId, batch: i64) -> 
 /// the others find the marker and do nothing. The snapshot is taken before the script runs;
 /// nothing is sold from the schedule in between (every selling path requires the marker), so
 /// it cannot go stale in that window.
+///
+/// Within one process the load is single-flight: at the opening of a sale hundreds of requests
+/// find the schedule unloaded at the same instant, and without this each would take its own
+/// Postgres snapshot of (for the arena) 50,000 seats and queue for the pool until it timed out.
 pub async fn ensure_loaded(store: Store<'_>, schedule: &Schedule) -> Result<()> {
+    use std::sync::LazyLock;
+    /// In-flight loads per (namespace, schedule). Entries live a second: long enough to
+    /// coalesce a burst, short enough that a later unload (Redis restart) is loaded again.
+    static LOADS: LazyLock<moka::future::Cache<(String, i64), ()>> = LazyLock::new(|| {
+        moka::future::Cache::builder()
+            .max_capacity(10_000)
+            .time_to_live(std::time::Duration::from_secs(1))
+            .build()
+    });
     if redis::is_loaded(store, schedule).await? {
         return Ok(());
     }
-    let snapshot = pg::snapshot(store.pg, schedule).await?;
-    if redis::load_inventory(store, schedule, &snapshot).await? {
-        tracing::info!(schedule = %schedule.id, sold = snapshot.sold.len(), holds = snapshot.holds.len(), "inventory loaded from postgres");
-        metrics::counter!("boxoffice_holds_inventory_loads_total").increment(1);
-    }
-    Ok(())
+    let key = (store.keys.namespace().to_owned(), schedule.id.get());
+    LOADS
+        .try_get_with(key, async {
+            if redis::is_loaded(store, schedule).await? {
+                return Ok(());
+            }
+            let snapshot = pg::snapshot(store.pg, schedule).await?;
+            if redis::load_inventory(store, schedule, &snapshot).await? {
+                tracing::info!(schedule = %schedule.id, sold = snapshot.sold.len(), holds = snapshot.holds.len(), "inventory loaded from postgres");
+                metrics::counter!("boxoffice_holds_inventory_loads_total").increment(1);
+            }
+            Ok::<(), Error>(())
+        })
+        .await
+        .map_err(|e: std::sync::Arc<Error>| match &*e {
+            Error::Unavailable(what) => Error::Unavailable(what),
+            other => Error::Internal(anyhow::anyhow!("loading inventory: {other}")),
+        })
 }
 
 /// The seat map of one section: the static seats merged with their live status in Redis.
