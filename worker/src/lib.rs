@@ -1,5 +1,6 @@
 //! The worker as a library, so integration tests can run its loops in-process.
 
+pub mod audit;
 pub mod seed;
 pub mod shutdown;
 pub mod startup;
