@@ -34,15 +34,18 @@ export function join(s) {
     { session: s, expected: [200, 201, 409] }));
 }
 
-/** GET /concerts/{id}/queue with the current queue token. */
+/**
+ * GET /concerts/{id}/queue with the current queue token. 410 QUEUE_PLACE_LOST (left, skipped
+ * as abandoned, session over) is an outcome: the caller joins again.
+ */
 export function poll(s) {
   queuePolls.add(1);
-  return note(s, get(`/concerts/${s.concertId}/queue`, 'GET /concerts/{id}/queue', { session: s }));
+  return note(s, get(`/concerts/${s.concertId}/queue`, 'GET /concerts/{id}/queue', { session: s, expected: [200, 410] }));
 }
 
 /** DELETE /concerts/{id}/queue: leave the line or end the ACTIVE session early. */
 export function leave(s) {
-  const r = del(`/concerts/${s.concertId}/queue`, 'DELETE /concerts/{id}/queue', { session: s, expected: [204, 401, 404] });
+  const r = del(`/concerts/${s.concertId}/queue`, 'DELETE /concerts/{id}/queue', { session: s, expected: [204, 401, 404, 410] });
   s.status = null;
   return r;
 }
@@ -56,6 +59,7 @@ export function joinAndWaitActive(s, maxWaitS = MAX_WAIT_S) {
   const r = join(s);
   if (!r.ok || !s.queueToken) return false;
   const deadline = started + maxWaitS * 1000;
+  let rejoins = 0;
   while (s.status !== 'ACTIVE') {
     const left = deadline - Date.now();
     if (left <= 0) {
@@ -64,7 +68,12 @@ export function joinAndWaitActive(s, maxWaitS = MAX_WAIT_S) {
     }
     const wait = POLL_S > 0 ? POLL_S * 1000 : s.pollAfterMs;
     sleep(Math.max(0.05, Math.min(wait, left)) / 1000);
-    if (!poll(s).ok) return false;
+    const p = poll(s);
+    if (p.status === 410 && rejoins++ < 2) {
+      if (!join(s).ok) return false; // place lost: back in line (bounded)
+    } else if (p.status !== 200) {
+      return false;
+    }
   }
   queueWait.add((Date.now() - started) / 1000);
   return true;

@@ -28,9 +28,9 @@ export default function () {
   const wait = POLL_S > 0 ? POLL_S : s.pollAfterMs / 1000;
   sleep(Math.min(Math.max(wait, 0.1), 60));
   const r = poll(s);
-  check(r, { 'poll answers WAITING or ACTIVE': (x) => x.body && (x.body.status === 'WAITING' || x.body.status === 'ACTIVE') });
-  if (!r.ok) {
-    s = null; // token refused or expired: join again next iteration
+  check(r, { 'poll answers WAITING or ACTIVE': (x) => x.status !== 200 || (x.body && (x.body.status === 'WAITING' || x.body.status === 'ACTIVE')) });
+  if (r.status !== 200) {
+    s = null; // 410 place lost, or the token was refused: join again next iteration
   } else if (s.status === 'ACTIVE') {
     leave(s);
     s = null;
