@@ -100,8 +100,11 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
     let task = tokio::spawn(app.run(async move {
         let _ = rx.await;
     }));
-    let pg = pg_pool(&config).await;
-    let redis = boxoffice_domain::redis::connect(&config.redis_url, 2)
+    // The harness's own connections use the stack's real addresses, even when the app under
+    // test was given a broken one on purpose.
+    let stack = test_config(&[]);
+    let pg = pg_pool(&stack).await;
+    let redis = boxoffice_domain::redis::connect(&stack.redis_url, 2)
         .await
         .expect(START_HINT);
     TestApp {

@@ -1,6 +1,11 @@
 //! Integration tests against the real Redis, Postgres and nginx of the local stack
 //! (`scripts/stack start`). One test binary, one link step.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that cannot proceed should fail loudly"
+)]
+
 mod helpers;
 
 mod concerts;
