@@ -255,6 +255,8 @@ def overview() -> Board:
 
 
 def waiting_room() -> Board:
+    # Metric names as the waiting-room branch exports them (worker/src/admission.rs: gauges and
+    # counters per concert; gateway/src/telemetry.rs: joins/polls per concert and outcome).
     b = Board("boxoffice-waiting-room", "Boxoffice / Waiting room",
               "Per concert: users waiting and active, admissions and abandonment per second, joins and "
               "polls by outcome, and the queue endpoints' latency.", ["boxoffice", "queue"])
@@ -266,43 +268,58 @@ def waiting_room() -> Board:
                  [q(f"max by (concert) (boxoffice_queue_waiting{{{c}}})", "concert {{concert}}")])
     b.timeseries("Active", "Users admitted and still in their session (ACTIVE) per concert.", "short",
                  [q(f"max by (concert) (boxoffice_queue_active{{{c}}})", "concert {{concert}}")])
-    b.timeseries("Admitted / s", "Admission rate per concert (the policy caps it).", "short",
-                 [q(f"sum by (concert) (rate(boxoffice_queue_admitted_total{{{c}}}[{RATE}]))", "concert {{concert}}")])
-    b.timeseries("Abandoned / s", "Users dropped for not polling (heartbeat timeout) per concert.", "short",
-                 [q(f"sum by (concert) (rate(boxoffice_queue_abandoned_total{{{c}}}[{RATE}]))", "concert {{concert}}")])
+    b.timeseries("Admitted / s", "Admissions per second per concert (the policy caps it), and the "
+                 "rate the admitter reports (the basis of the ETA).", "short",
+                 targets((f"sum by (concert) (rate(boxoffice_queue_admitted_total{{{c}}}[{RATE}]))", "concert {{concert}}"),
+                         (f"max by (concert) (boxoffice_queue_admitted_per_second{{{c}}})", "concert {{concert}} (admitter)")))
+    b.timeseries("Abandoned and expired / s", "Users dropped for not polling, and ACTIVE sessions that ran out.",
+                 "short",
+                 targets((f"sum by (concert) (rate(boxoffice_queue_abandoned_total{{{c}}}[{RATE}]))", "abandoned {{concert}}"),
+                         (f"sum by (concert) (rate(boxoffice_queue_expired_total{{{c}}}[{RATE}]))", "expired {{concert}}")))
 
     b.row("Requests")
-    b.timeseries("Joins by outcome", "POST .../queue: new, again (idempotent), refused.", "short",
-                 [q(f"sum by (outcome) (rate(boxoffice_queue_join_total[{RATE}]))", "{{outcome}}")])
-    b.timeseries("Polls by outcome", "GET .../queue: waiting, active, invalid token...", "short",
-                 [q(f"sum by (outcome) (rate(boxoffice_queue_poll_total[{RATE}]))", "{{outcome}}")])
-    b.timeseries("Queue endpoints p99", "Join, poll and leave; the poll must not touch Redis.", "s",
-                 [q(quantile(0.99, "route, method, ", f'route=~"{QUEUE_ROUTE}"'), "{{method}} {{route}}")])
-    b.timeseries("Queue endpoints by status", "403/409 are outcomes; 5xx are failures.", "reqps",
+    b.timeseries("Joins by outcome", "POST .../queue: a new place, or the same place again.", "short",
+                 [q(f"sum by (outcome) (rate(boxoffice_queue_joins_total{{{c}}}[{RATE}]))", "{{outcome}}")])
+    b.timeseries("Polls by outcome", "GET .../queue: WAITING or ACTIVE.", "short",
+                 [q(f"sum by (outcome) (rate(boxoffice_queue_polls_total{{{c}}}[{RATE}]))", "{{outcome}}")])
+    b.timeseries("Join and poll p99", "In-handler time; the poll must not touch Redis (brief §5).", "s",
+                 targets((f"histogram_quantile(0.99, sum by (concert, le) (rate(boxoffice_queue_poll_duration_seconds_bucket{{{c}}}[{RATE}])))",
+                          "poll {{concert}}"),
+                         (f"histogram_quantile(0.99, sum by (concert, le) (rate(boxoffice_queue_join_duration_seconds_bucket{{{c}}}[{RATE}])))",
+                          "join {{concert}}")))
+    b.timeseries("Queue endpoints by status", "403/409/410 are outcomes; 5xx are failures.", "reqps",
                  [q(f'sum by (method, status) (rate({HTTP}{{route=~"{QUEUE_ROUTE}"}}[{RATE}]))',
                     "{{method}} {{status}}")])
     return b
 
 
 def sales() -> Board:
+    # Metric names as the purchase-path branch exports them (domain/src/holds, payments;
+    # worker/src/stream_sink.rs, hold_expiry.rs, reconciler.rs; gateway/src/cache.rs).
     b = Board("boxoffice-sales", "Boxoffice / Sales",
               "Holds, hold expiries, payments, the hold-event stream's lag, the payment reconciler and "
               "the in-process caches.", ["boxoffice", "sales"])
 
     b.row("Holds and payments")
-    b.timeseries("Holds / s by kind and outcome", "Seated or GA; placed, refused (SEAT_UNAVAILABLE, "
-                 "SOLD_OUT, limit), released.", "short",
+    b.timeseries("Holds / s by kind and outcome", "Seated or GA; placed, or refused (SEAT_UNAVAILABLE, "
+                 "SOLD_OUT, limit).", "short",
                  [q(f"sum by (kind, outcome) (rate(boxoffice_holds_total[{RATE}]))", "{{kind}} {{outcome}}")])
-    b.timeseries("Hold expiries / s", "Holds released by the worker after 5 minutes unpaid.", "short",
-                 [q(f"sum(rate(boxoffice_holds_expired_total[{RATE}]))", "expired")])
+    b.timeseries("Holds ended / s", "Released by the buyer, paid, or expired by the worker after 5 minutes.",
+                 "short",
+                 targets((f"sum by (reason) (rate(boxoffice_holds_ended_total[{RATE}]))", "{{reason}}"),
+                         (f"sum(rate(boxoffice_holds_expired_total[{RATE}]))", "expired (worker sweep)")))
     b.timeseries("Payments / s by outcome", "Paid, insufficient points, hold expired, replayed.", "short",
                  [q(f"sum by (outcome) (rate(boxoffice_payments_total[{RATE}]))", "{{outcome}}")])
-    b.timeseries("Hold and payment p99", "POST holds, DELETE hold, POST payment.", "s",
-                 [q(quantile(0.99, "route, method, ", f'route=~"{HOLD_ROUTES}"'), "{{method}} {{route}}")])
+    b.timeseries("Hold and payment p99", "HTTP p99 of the purchase routes, and the payment saga itself.", "s",
+                 targets((quantile(0.99, "route, method, ", f'route=~"{HOLD_ROUTES}"'), "{{method}} {{route}}"),
+                         (f"histogram_quantile(0.99, sum by (le) (rate(boxoffice_payments_duration_seconds_bucket[{RATE}])))",
+                          "payment saga")))
 
     b.row("Pipeline")
     b.timeseries("Stream lag", "Hold events in Redis not yet written to Postgres by the worker.", "short",
-                 [q("max(boxoffice_stream_lag)", "lag")])
+                 [q("max(boxoffice_stream_lag_entries)", "lag (entries)")])
+    b.timeseries("Stream events / s", "Hold events the sink wrote to Postgres, by kind.", "short",
+                 [q(f"sum by (kind) (rate(boxoffice_stream_events_total[{RATE}]))", "{{kind}}")])
     b.timeseries("Reconciler actions / s", "Payments interrupted between Redis and Postgres, settled.",
                  "short", [q(f"sum by (action) (rate(boxoffice_reconciler_actions_total[{RATE}]))", "{{action}}")])
     b.timeseries("Cache hit ratio", "moka caches (dates per concert, seats per section).", "percentunit",
@@ -310,7 +327,7 @@ def sales() -> Board:
                     f" / sum by (cache) (rate(boxoffice_cache_requests_total[{RATE}]))", "{{cache}}")])
     b.timeseries("Purchase endpoints by status", "409/410/402 are outcomes; 5xx are failures.", "reqps",
                  [q(f'sum by (method, status) (rate({HTTP}{{route=~"{HOLD_ROUTES}"}}[{RATE}]))',
-                    "{{method}} {{status}}")])
+                    "{{method}} {{status}}")], w=24)
     return b
 
 
