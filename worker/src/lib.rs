@@ -1,6 +1,7 @@
 //! The worker as a library, so integration tests can run its loops in-process.
 
 pub mod admission;
+pub mod audit;
 pub mod hold_expiry;
 pub mod notifier;
 pub mod reconciler;
