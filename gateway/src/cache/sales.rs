@@ -4,6 +4,7 @@
 //! |---|---|---|---|
 //! | `schedules` | schedule | 30 s | concert, sale window and sections change only by an operator's edit, which then takes effect within 30 s |
 //! | `seats` | schedule | 10 min | seats never change once created; the TTL only bounds memory |
+//! | `concerts` | concert | 1 s | a concert's status (e.g. SOLD_OUT) may show a second late; every action re-checks it |
 //! | `dates` | concert | 1 s | a date that sold out a second ago is still listed; holding from it answers SOLD_OUT or SEAT_UNAVAILABLE |
 //! | `sections` | schedule | 1 s | `remaining` may be a second old; the hold is authoritative |
 //! | `seat_maps` | (schedule, section) | 1 s | a seat may show AVAILABLE up to a second after another replica took it; the hold script refuses it (409) |
@@ -34,6 +35,7 @@ pub struct SalesCaches {
     dates: Loading<ConcertId, Bytes>,
     sections: Loading<ScheduleId, Bytes>,
     seat_maps: Loading<(ScheduleId, SectionId), Bytes>,
+    concerts: Loading<ConcertId, Bytes>,
 }
 
 /// How old a view of live inventory may be (dates, sections, seat maps): the cross-replica
@@ -68,6 +70,7 @@ impl SalesCaches {
             dates: Loading::new("dates", view_builder(VIEW_BYTES / 4)),
             sections: Loading::new("sections", view_builder(VIEW_BYTES / 4)),
             seat_maps: Loading::new("seat_maps", view_builder(VIEW_BYTES)),
+            concerts: Loading::new("concerts", view_builder(VIEW_BYTES / 4)),
         }
     }
 }
@@ -104,6 +107,15 @@ impl Caches {
             .get_or_load(id, async {
                 Ok(Arc::new(concerts::pg::schedule_seats(pg, id).await?))
             })
+            .await
+    }
+
+    /// `GET /concerts/{id}`, serialised: the most read page of an on-sale, one Postgres round
+    /// trip per concert per second per replica instead of two per request.
+    pub async fn concert(&self, pg: &deadpool_postgres::Pool, id: ConcertId) -> Result<Bytes> {
+        self.sales
+            .concerts
+            .get_or_load(id, async { json(&concerts::pg::get(pg, id).await?) })
             .await
     }
 
