@@ -29,6 +29,12 @@ pub fn init_tracing(format: LogFormat) {
 /// Installs the global Prometheus recorder once per process and returns its handle.
 pub fn init_metrics() -> anyhow::Result<PrometheusHandle> {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    // Serialises first calls: tests build several apps on parallel threads, and two of them
+    // racing past the check below would both try to install the global recorder.
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _installing = INSTALL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
     }
