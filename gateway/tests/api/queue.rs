@@ -559,7 +559,7 @@ async fn leaving_ends_an_active_session_at_once_and_frees_its_capacity() {
     put_policy(&app, concert, policy(100, 1, 600, 600, false)).await;
     let crowd = users(&app, 2).await;
     // One after the other, so the first user holds place 1.
-    let joined = vec![
+    let joined = [
         join(&app, concert, &crowd[0]).await,
         join(&app, concert, &crowd[1]).await,
     ];
