@@ -71,8 +71,10 @@ pub struct Config {
     pub hold_ttl: Duration,
     /// `BOXOFFICE_TICKET_LIMIT` (default 4): tickets one user may hold or buy per schedule.
     pub ticket_limit: u32,
-    /// `BOXOFFICE_QUEUE_STATE_TTL_MS` (default 250): how old the in-process copy of a concert's
-    /// admission state may be; bounds how late a poll learns it was admitted or revoked.
+    /// `BOXOFFICE_QUEUE_STATE_TTL_MS` (default 250): how often a gateway re-reads the admission
+    /// state and ended log of each concert it serves (one script call per concert, never per
+    /// request). Readers accept a copy up to three times this old, never more than 750 ms, so
+    /// an ended session is refused on every replica within a second.
     pub queue_state_ttl: Duration,
     /// `BOXOFFICE_WEBHOOK_URL` (default none): where the worker delivers reservation events.
     pub webhook_url: Option<String>,
