@@ -32,6 +32,8 @@ pub struct Inner {
     /// The waiting room (join, poll, leave, heartbeats).
     pub room: Room,
     pub caches: Caches,
+    /// What this replica remembers between requests about holds (registrations, loads).
+    pub replica: boxoffice_domain::holds::Replica,
     /// Per-user request rate, per replica.
     pub limiter: DefaultKeyedRateLimiter<i64>,
     /// Cleared at the start of shutdown so `/readyz` turns 503 before the listener closes.
@@ -73,6 +75,7 @@ impl AppState {
             queue_tokens,
             room,
             caches,
+            replica: Default::default(),
             limiter: DefaultKeyedRateLimiter::keyed(quota),
             ready: AtomicBool::new(true),
             config,
@@ -92,7 +95,26 @@ impl AppState {
             scripts: &self.scripts,
             keys: &self.keys,
             config: &self.config,
+            replica: &self.replica,
         }
+    }
+
+    /// Runs `work` on a task of its own and waits for it, so that it runs to the end even if
+    /// the client disconnects and axum drops the request. Multi-step writes need this: a
+    /// payment must not stop between its Redis claim and its Postgres commit, and a GA hold
+    /// between taking places from the counter and recording the hold (the reconciler and the
+    /// counter's owner would otherwise have to repair what a dropped connection left).
+    pub async fn detached<T, Fut>(
+        &self,
+        work: impl FnOnce(AppState) -> Fut,
+    ) -> Result<T, boxoffice_domain::Error>
+    where
+        Fut: std::future::Future<Output = Result<T, boxoffice_domain::Error>> + Send + 'static,
+        T: Send + 'static,
+    {
+        tokio::spawn(work(self.clone()))
+            .await
+            .map_err(|e| anyhow::anyhow!("detached request task failed: {e}"))?
     }
 
     /// Marks the replica as draining.

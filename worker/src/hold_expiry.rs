@@ -13,8 +13,9 @@ use crate::startup::Deps;
 /// Holds ended per script call: one call stays well under a millisecond of Redis time.
 const BATCH: i64 = 200;
 
-/// A concert idle (no hold, claim or unwritten event) for this long leaves the work list, so
-/// the per-tick cost follows the concerts actually selling, not every concert ever sold.
+/// A concert idle (no hold, claim or unwritten event) and not registered by any gateway for
+/// this long leaves the work list, so the per-tick cost follows the concerts actually selling,
+/// not every concert ever sold. Sixty times a gateway's refresh interval.
 const RETIRE_AFTER: Duration = Duration::from_secs(60);
 
 /// Runs until `cancel` fires; checks it only between sweeps.
@@ -48,7 +49,8 @@ async fn sweep(
         }
         let since = *last_seen_busy.entry(*concert).or_insert(now);
         if now.duration_since(since) >= RETIRE_AFTER {
-            if holds::redis::retire_if_idle(hot, *concert).await? {
+            let cutoff = boxoffice_domain::now_ms() - RETIRE_AFTER.as_millis() as i64;
+            if holds::redis::retire_if_idle(hot, *concert, cutoff).await? {
                 last_seen_busy.remove(concert);
                 tracing::info!(concert = %concert, "concert idle; off the work list");
             } else {

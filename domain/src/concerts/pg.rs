@@ -144,15 +144,22 @@ pub async fn schedule_seats(pool: &Pool, id: ScheduleId) -> Result<ScheduleSeats
 }
 
 /// The concert's schedules whose sale is open now and that have tickets left, by date.
+///
+/// Tickets left = capacity - GA places sold (`sections.sold`) - seats sold (reservation
+/// items: seated sections keep no count of their own, see `payments::pg::record`).
 pub async fn available_dates(pool: &Pool, concert: ConcertId) -> Result<AvailableDates> {
     let client = pool.get().await?;
     let stmt = client
         .prepare_cached(
-            "SELECT sc.id, sc.starts_at, SUM(se.capacity - se.sold)::bigint AS available \
-             FROM schedules sc JOIN sections se ON se.schedule_id = sc.id \
-             WHERE sc.concert_id = $1 AND sc.sale_opens_at <= now() AND sc.sale_closes_at > now() \
-             GROUP BY sc.id, sc.starts_at HAVING SUM(se.capacity - se.sold) > 0 \
-             ORDER BY sc.starts_at, sc.id",
+            "SELECT id, starts_at, available FROM ( \
+                SELECT sc.id, sc.starts_at, \
+                       (SELECT COALESCE(SUM(se.capacity - se.sold), 0) FROM sections se \
+                        WHERE se.schedule_id = sc.id)::bigint \
+                     - (SELECT count(*) FROM seats s JOIN reservation_items ri ON ri.seat_id = s.id \
+                        WHERE s.schedule_id = sc.id) AS available \
+                FROM schedules sc \
+                WHERE sc.concert_id = $1 AND sc.sale_opens_at <= now() AND sc.sale_closes_at > now() \
+             ) d WHERE available > 0 ORDER BY starts_at, id",
         )
         .await?;
     let rows = client.query(&stmt, &[&concert.get()]).await?;

@@ -342,6 +342,43 @@ pub struct Store<'a> {
     pub scripts: &'a Scripts,
     pub keys: &'a Keys,
     pub config: &'a Config,
+    pub replica: &'a Replica,
+}
+
+/// What one gateway process remembers between requests about holds: when it last registered
+/// each concert on the worker's work list, and which schedules it is loading into Redis.
+#[derive(Debug, Default)]
+pub struct Replica {
+    registrations: std::sync::Mutex<std::collections::HashMap<ConcertId, std::time::Instant>>,
+    loads: std::sync::Mutex<
+        std::collections::HashMap<ScheduleId, std::sync::Arc<tokio::sync::Mutex<()>>>,
+    >,
+}
+
+impl Replica {
+    /// How often a replica refreshes a busy concert's registration. Far below the worker's
+    /// retirement age (a minute), which is what makes skipping refreshes safe.
+    pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+    // The std Mutexes below are held for one map lookup or insert, never across an await.
+
+    fn registration_due(&self, concert: ConcertId) -> bool {
+        let map = self.registrations.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&concert)
+            .is_none_or(|at| at.elapsed() >= Self::REFRESH)
+    }
+
+    fn registered(&self, concert: ConcertId) {
+        let mut map = self.registrations.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(concert, std::time::Instant::now());
+    }
+
+    /// The gate one replica's loads of `schedule` queue on, so that a burst of first requests
+    /// reads one Postgres snapshot, not one each (which would drain the pool).
+    fn load_gate(&self, schedule: ScheduleId) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.loads.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(schedule).or_default().clone()
+    }
 }
 
 /// How long an ended (released, expired or paid) hold's record stays in Redis to answer late
@@ -568,45 +605,27 @@ pub async fn expire_due(hot: redis::Hot<'_>, concert: ConcertId, batch: i64) -> 
 
 /// Loads `schedule`'s inventory into Redis from Postgres unless it is there already.
 ///
-/// Safe to call concurrently from every replica: the load script runs once per schedule and
-/// the others find the marker and do nothing. The snapshot is taken before the script runs;
+/// Safe to call concurrently from every replica: within a replica the loads queue on one gate
+/// per schedule; across replicas the load script runs once per schedule and the others find
+/// the marker and do nothing. The snapshot is taken before the script runs;
 /// nothing is sold from the schedule in between (every selling path requires the marker), so
 /// it cannot go stale in that window.
-///
-/// Within one process the load is single-flight: at the opening of a sale hundreds of requests
-/// find the schedule unloaded at the same instant, and without this each would take its own
-/// Postgres snapshot of (for the arena) 50,000 seats and queue for the pool until it timed out.
 pub async fn ensure_loaded(store: Store<'_>, schedule: &Schedule) -> Result<()> {
-    use std::sync::LazyLock;
-    /// In-flight loads per (namespace, schedule). Entries live a second: long enough to
-    /// coalesce a burst, short enough that a later unload (Redis restart) is loaded again.
-    static LOADS: LazyLock<moka::future::Cache<(String, i64), ()>> = LazyLock::new(|| {
-        moka::future::Cache::builder()
-            .max_capacity(10_000)
-            .time_to_live(std::time::Duration::from_secs(1))
-            .build()
-    });
     if redis::is_loaded(store, schedule).await? {
         return Ok(());
     }
-    let key = (store.keys.namespace().to_owned(), schedule.id.get());
-    LOADS
-        .try_get_with(key, async {
-            if redis::is_loaded(store, schedule).await? {
-                return Ok(());
-            }
-            let snapshot = pg::snapshot(store.pg, schedule).await?;
-            if redis::load_inventory(store, schedule, &snapshot).await? {
-                tracing::info!(schedule = %schedule.id, sold = snapshot.sold.len(), holds = snapshot.holds.len(), "inventory loaded from postgres");
-                metrics::counter!("boxoffice_holds_inventory_loads_total").increment(1);
-            }
-            Ok::<(), Error>(())
-        })
-        .await
-        .map_err(|e: std::sync::Arc<Error>| match &*e {
-            Error::Unavailable(what) => Error::Unavailable(what),
-            other => Error::Internal(anyhow::anyhow!("loading inventory: {other}")),
-        })
+    let gate = store.replica.load_gate(schedule.id);
+    let _loading = gate.lock().await;
+    // Whoever held the gate before us has probably loaded it.
+    if redis::is_loaded(store, schedule).await? {
+        return Ok(());
+    }
+    let snapshot = pg::snapshot(store.pg, schedule).await?;
+    if redis::load_inventory(store, schedule, &snapshot).await? {
+        tracing::info!(schedule = %schedule.id, sold = snapshot.sold.len(), holds = snapshot.holds.len(), "inventory loaded from postgres");
+        metrics::counter!("boxoffice_holds_inventory_loads_total").increment(1);
+    }
+    Ok(())
 }
 
 /// The seat map of one section: the static seats merged with their live status in Redis.

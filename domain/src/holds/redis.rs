@@ -89,7 +89,10 @@ pub async fn hold_seats(
 /// compensation, and nobody is sold a place on a negative result. The `MULTI` makes the
 /// loaded check and the decrement one step. The price of the pattern: near sell-out, a request
 /// can be refused while another's over-large decrement is being given back (it sees a
-/// transiently low counter); it never oversells.
+/// transiently low counter); it never oversells. The gateway runs this on a task of its own,
+/// so a client that disconnects cannot stop it between the two steps. A process killed
+/// between them leaves the places taken and never sold: an undersell, not an oversell, and
+/// nothing gives them back unless the schedule is reloaded from Postgres.
 pub async fn hold_general(
     store: Store<'_>,
     schedule: &Schedule,
@@ -167,14 +170,27 @@ fn placed(reply: Vec<Value>, limit: u32) -> Result<Option<i64>> {
     }
 }
 
-/// Puts `concert` on the worker's work list. Sent after the hold is written, never before: the
-/// worker takes a concert off the list only after seeing it idle, then looks again, so an
-/// addition that follows the write can never be lost to a removal (see [`retire_if_idle`]).
+/// Puts `concert` on the worker's work list (or refreshes its registration), after a hold was
+/// written. Replicas skip this while their own registration is younger than
+/// [`super::Replica::REFRESH`], so a busy concert costs one write per second per
+/// replica, not one per hold; the worker only retires concerts not registered for far longer
+/// (see [`retire_if_idle`]), so a skipped refresh can never leave a live hold unlisted.
 pub async fn register(store: Store<'_>, concert: ConcertId) -> Result<()> {
+    if !store.replica.registration_due(concert) {
+        return Ok(());
+    }
     let _: i64 = store
         .redis
-        .sadd(store.keys.sales_registry(), concert.get())
+        .zadd(
+            store.keys.sales_registry(),
+            None,
+            None,
+            false,
+            false,
+            (crate::now_ms() as f64, concert.get()),
+        )
         .await?;
+    store.replica.registered(concert);
     Ok(())
 }
 
@@ -463,7 +479,10 @@ pub async fn due(hot: Hot<'_>, concert: ConcertId, now_ms: i64, limit: i64) -> R
 
 /// The concerts on the worker's work list.
 pub async fn registered(hot: Hot<'_>) -> Result<Vec<ConcertId>> {
-    let ids: Vec<i64> = hot.redis.smembers(hot.keys.sales_registry()).await?;
+    let ids: Vec<i64> = hot
+        .redis
+        .zrange(hot.keys.sales_registry(), 0, -1, None, false, None, false)
+        .await?;
     Ok(ids.into_iter().map(ConcertId::new).collect())
 }
 
@@ -478,19 +497,43 @@ async fn is_idle(hot: Hot<'_>, concert: ConcertId) -> Result<bool> {
 }
 
 /// Takes `concert` off the work list when it has no live hold, no claim and no unwritten
-/// event. Removes, then looks again and puts it back if a hold arrived meanwhile: a gateway
-/// registers after writing its hold, so either this second look sees the hold or the
-/// gateway's registration comes after the removal. Either way the concert stays listed.
-pub async fn retire_if_idle(hot: Hot<'_>, concert: ConcertId) -> Result<bool> {
+/// event, and no gateway registered it since `cutoff_ms`.
+///
+/// Why no hold can be left unlisted: every hold is followed by a registration or comes within
+/// a replica's refresh interval of one, so a hold placed after the idle check either
+/// registers the concert after the removal (listed again) or finds a registration younger
+/// than the cutoff (not removed). A last look after the removal puts it back regardless.
+pub async fn retire_if_idle(hot: Hot<'_>, concert: ConcertId, cutoff_ms: i64) -> Result<bool> {
     if !is_idle(hot, concert).await? {
         return Ok(false);
     }
     let registry = hot.keys.sales_registry();
-    let _: i64 = hot.redis.srem(&registry, concert.get()).await?;
+    let removed: i64 = hot
+        .scripts
+        .run(
+            hot.redis,
+            &hot.scripts.retire_concert,
+            vec![registry.clone()],
+            vec![concert.get(), cutoff_ms],
+        )
+        .await?;
+    if removed == 0 {
+        return Ok(false);
+    }
     if is_idle(hot, concert).await? {
         return Ok(true);
     }
-    let _: i64 = hot.redis.sadd(&registry, concert.get()).await?;
+    let _: i64 = hot
+        .redis
+        .zadd(
+            &registry,
+            None,
+            None,
+            false,
+            false,
+            (crate::now_ms() as f64, concert.get()),
+        )
+        .await?;
     Ok(false)
 }
 

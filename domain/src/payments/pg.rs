@@ -73,10 +73,15 @@ pub async fn open(
 
 /// Records the payment of a claimed hold in one statement: debit (guarded by the balance),
 /// ledger row, the hold's row as PAID (the sink may not have written it yet), reservation,
-/// one reservation item per seat (UNIQUE: a seat is sold once), the sections' sold counts
+/// one reservation item per seat (UNIQUE: a seat is sold once), a GA section's sold count
 /// (CHECK: never past capacity), payment (hold UNIQUE), outbox row and the stored response
 /// for the idempotency key. Every insert hangs off the debit, so when the balance is short
 /// the statement writes nothing and the caller gets `InsufficientPoints`.
+///
+/// Seated sections keep `sold` at 0: their seats sold are their reservation items (the
+/// UNIQUE is their guarantee), and counting them in the section's row would make every
+/// payment in a popular section queue on that one row lock until commit. A GA section has no
+/// other guarantee than its CHECK, so its row is the price of that section's payments.
 pub async fn record(
     tx: &Transaction<'_>,
     user: UserId,
@@ -106,11 +111,8 @@ pub async fn record(
                 INSERT INTO reservation_items (reservation_id, seat_id) \
                 SELECT r.id, s FROM reservation r, unnest($8::bigint[]) s \
              ), sold AS ( \
-                UPDATE sections SET sold = sections.sold + c.n \
-                FROM (SELECT section_id, count(*)::int AS n FROM seats WHERE id = ANY($8::bigint[]) \
-                      GROUP BY section_id \
-                      UNION ALL SELECT $5, $6 WHERE $5 IS NOT NULL) c \
-                WHERE sections.id = c.section_id AND EXISTS (SELECT 1 FROM debit) \
+                UPDATE sections SET sold = sold + $6 \
+                WHERE id = $5 AND EXISTS (SELECT 1 FROM debit) \
              ), payment AS ( \
                 INSERT INTO payments (id, hold_id, reservation_id, user_id, amount) \
                 SELECT $10, $3, r.id, $1, $2 FROM reservation r \

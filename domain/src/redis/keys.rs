@@ -135,8 +135,8 @@ impl Keys {
         self.concert("s", concert, &format!("loaded:{}", schedule.get()))
     }
 
-    /// SET of concert ids with holds in Redis; the worker's expiry, sink and reconciler work
-    /// list.
+    /// ZSET of concert ids with holds in Redis, scored by when a gateway last registered the
+    /// concert (epoch ms); the worker's expiry, sink and reconciler work list.
     pub fn sales_registry(&self) -> String {
         format!("{}:s:concerts", self.ns)
     }

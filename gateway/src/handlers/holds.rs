@@ -40,8 +40,10 @@ pub async fn place(
         .await?;
     admitted.require(schedule.concert)?;
     let seats = state.caches.seats(&state.pg, schedule.id).await?;
-    let (hold, footprint) =
-        holds::place(state.store(), &schedule, &seats, admitted.user, request).await?;
+    let (user, on) = (admitted.user, schedule.clone());
+    let (hold, footprint) = state
+        .detached(move |s| async move { holds::place(s.store(), &on, &seats, user, request).await })
+        .await?;
     state
         .caches
         .evict(schedule.concert, &footprint, false)

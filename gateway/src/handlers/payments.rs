@@ -26,7 +26,9 @@ pub async fn pay(
     Path(raw): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Payment>)> {
     let hold = HoldId::parse(&raw)?;
-    let paid = payments::pay(state.store(), user, hold, &key).await?;
+    let paid = state
+        .detached(move |s| async move { payments::pay(s.store(), user, hold, &key).await })
+        .await?;
     state.caches.after_payment(user, &paid).await;
     Ok((StatusCode::CREATED, Json(paid.payment)))
 }

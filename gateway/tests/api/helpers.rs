@@ -98,6 +98,9 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts a gateway with `config`.
 pub async fn spawn_app_with(config: Config) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        boxoffice_domain::telemetry::init_tracing(boxoffice_domain::config::LogFormat::Text);
+    }
     let app = Application::build(config.clone()).await.expect(START_HINT);
     let (addr, admin_addr) = (app.public_addr(), app.admin_addr());
     let state = app.state().clone();

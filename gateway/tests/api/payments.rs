@@ -115,6 +115,24 @@ async fn a_payment_debits_the_exact_amount_sells_the_seats_and_ends_the_session(
         .await
         .unwrap();
     assert_eq!(theirs["items"], json!([]));
+    // Every step is measured.
+    let metrics = app
+        .http
+        .get(format!("http://{}/metrics", app.admin_addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "boxoffice_holds_total{kind=\"seats\",outcome=\"held\"}",
+        "boxoffice_payments_total{outcome=\"paid\"}",
+        "boxoffice_payments_duration_seconds_bucket",
+        "boxoffice_cache_requests_total{cache=\"seat_maps\",result=\"miss\"}",
+    ] {
+        assert!(metrics.contains(name), "/metrics lacks {name}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,6 +40,41 @@ async fn dates_list_the_schedules_on_sale_with_tickets_left() {
             "availableSeats": 30
         }])
     );
+    // Tickets sold (seats and GA places) leave the count; held ones do not.
+    let [reader, payer] = &buyers(&app, concert.id, 2).await[..] else {
+        unreachable!()
+    };
+    charge(&app, &payer.user, 1_000).await;
+    let seats = seat_ids(&app.pg, concert.sections[0]).await;
+    // Both holds first: paying ends the payer's ACTIVE session.
+    let seat_hold = hold_ok(
+        &app,
+        payer,
+        concert.schedule,
+        json!({ "seatIds": &seats[0..2] }),
+    )
+    .await;
+    let ga = json!({ "sectionId": concert.ga_section, "quantity": 1 });
+    let ga_hold = hold_ok(&app, payer, concert.schedule, ga).await;
+    for hold in [&seat_hold, &ga_hold] {
+        let id = hold["holdId"].as_str().unwrap();
+        let response = pay(&app.http, &app.url(""), &payer.user, id, &format!("k-{id}")).await;
+        assert_eq!(response.status(), 201);
+    }
+    hold_ok(
+        &app,
+        reader,
+        concert.schedule,
+        json!({ "seatIds": [seats[2]] }),
+    )
+    .await;
+    let dates = get_active(
+        &app,
+        reader,
+        &format!("/api/v1/concerts/{}/schedules", concert.id),
+    )
+    .await;
+    assert_eq!(dates["items"][0]["availableSeats"], 27);
     // A schedule whose tickets are all sold is no longer listed.
     sqlx::query("UPDATE sections SET sold = capacity WHERE schedule_id = $1")
         .bind(concert.schedule)
