@@ -76,8 +76,10 @@ pub struct Config {
     pub hold_ttl: Duration,
     /// `BOXOFFICE_TICKET_LIMIT` (default 4): tickets one user may hold or buy per schedule.
     pub ticket_limit: u32,
-    /// `BOXOFFICE_QUEUE_STATE_TTL_MS` (default 250): how old the in-process copy of a concert's
-    /// admission state may be; bounds how late a poll learns it was admitted or revoked.
+    /// `BOXOFFICE_QUEUE_STATE_TTL_MS` (default 250): how often a gateway re-reads the admission
+    /// state and ended log of each concert it serves (one script call per concert, never per
+    /// request). Readers accept a copy up to three times this old, never more than 750 ms, so
+    /// an ended session is refused on every replica within a second.
     pub queue_state_ttl: Duration,
     /// `BOXOFFICE_WEBHOOK_URL` (default none): where the worker delivers reservation events.
     pub webhook_url: Option<String>,
@@ -86,6 +88,17 @@ pub struct Config {
     /// `BOXOFFICE_TICK_MS` (default 100): the worker's admission and expiry tick; the
     /// admission rate is exact to within one tick's worth of users.
     pub tick: Duration,
+    /// `BOXOFFICE_QUEUE_LEASE_MS` (default 2000): how long a concert's admission lease lasts
+    /// without renewal, so how long admission pauses when its worker dies; 20 ticks, so a
+    /// worker stalled for a few ticks (GC of the host, a slow Redis reply) keeps it.
+    pub queue_lease: Duration,
+    /// `BOXOFFICE_QUEUE_POLICY_REFRESH_MS` (default 2000): how often the worker re-reads the
+    /// queue policies from Postgres; an admin change applies within this plus one tick.
+    pub queue_policy_refresh: Duration,
+    /// `BOXOFFICE_QUEUE_HEARTBEAT_FLUSH_MS` (default 1000): how often a gateway writes the
+    /// buffered poll heartbeats to Redis (one pipelined ZADD per concert); well below any
+    /// sensible grace period, which must exceed it plus the longest poll interval.
+    pub queue_heartbeat_flush: Duration,
     // --- purchase path -------------------------------------------------------------------------
     /// `BOXOFFICE_STREAM_BATCH` (default 500): hold events written to Postgres per
     /// transaction; one multi-row upsert of 500 rows takes a few ms, far under the tick.
@@ -187,6 +200,13 @@ impl Config {
                 &format!("worker-{}", std::process::id()),
             ),
             tick: Duration::from_millis(parse("BOXOFFICE_TICK_MS", "100")?.max(10)),
+            queue_lease: Duration::from_millis(parse("BOXOFFICE_QUEUE_LEASE_MS", "2000")?.max(50)),
+            queue_policy_refresh: Duration::from_millis(
+                parse("BOXOFFICE_QUEUE_POLICY_REFRESH_MS", "2000")?.max(50),
+            ),
+            queue_heartbeat_flush: Duration::from_millis(
+                parse("BOXOFFICE_QUEUE_HEARTBEAT_FLUSH_MS", "1000")?.max(10),
+            ),
             stream_batch: parse("BOXOFFICE_STREAM_BATCH", "500")?.clamp(1, 10_000) as usize,
             stream_claim_idle: Duration::from_millis(parse(
                 "BOXOFFICE_STREAM_CLAIM_IDLE_MS",
@@ -204,6 +224,9 @@ impl Config {
                 parse("BOXOFFICE_NOTIFY_TIMEOUT_MS", "5000")?.max(1),
             ),
         };
+        if config.queue_lease <= config.tick {
+            bail!("BOXOFFICE_QUEUE_LEASE_MS must be longer than BOXOFFICE_TICK_MS, or the lease lapses between ticks");
+        }
         if config.redis_namespace.is_empty() || config.redis_namespace.contains(['{', '}', ' ']) {
             bail!("BOXOFFICE_REDIS_NAMESPACE must be non-empty without braces or spaces");
         }

@@ -42,6 +42,8 @@ pub enum Error {
     QueueTokenMismatch,
     #[error("an ACTIVE waiting-room session is required")]
     QueueNotActive,
+    #[error("this place in line is gone (left, skipped after going silent for longer than the grace period, or its session ended); join again")]
+    QueuePlaceLost,
     #[error("schedule not found")]
     ScheduleNotFound,
     #[error("section not found")]
@@ -91,6 +93,7 @@ impl Error {
             Error::InvalidQueueToken => "INVALID_QUEUE_TOKEN",
             Error::QueueTokenMismatch => "QUEUE_TOKEN_MISMATCH",
             Error::QueueNotActive => "QUEUE_NOT_ACTIVE",
+            Error::QueuePlaceLost => "QUEUE_PLACE_LOST",
             Error::ScheduleNotFound => "SCHEDULE_NOT_FOUND",
             Error::SectionNotFound => "SECTION_NOT_FOUND",
             Error::SeatUnavailable => "SEAT_UNAVAILABLE",

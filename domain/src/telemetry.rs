@@ -29,13 +29,12 @@ pub fn init_tracing(format: LogFormat) {
 /// Installs the global Prometheus recorder once per process and returns its handle.
 pub fn init_metrics() -> anyhow::Result<PrometheusHandle> {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
-    // Serialises first calls: two apps built at once in one test process would otherwise both
-    // try to install the global recorder, and the second would fail. A std Mutex: never held
-    // across an await.
-    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _installing = INSTALLING
+    // Serialises first calls: tests build several apps on parallel threads, and two of them
+    // racing past the check below would both try to install the global recorder.
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _installing = INSTALL
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
     }

@@ -12,6 +12,7 @@ use boxoffice_domain::{
     queue::{QueuePass, QueueStatus},
     Error,
 };
+use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 
 use crate::{problem::ApiError, state::AppState};
@@ -150,10 +151,27 @@ impl FromRequestParts<AppState> for QueueHolder {
     }
 }
 
+/// The raw `Queue-Token` header, for the poll to hand back unchanged when nothing changed
+/// (the client replaces its token with whatever a response carries; re-signing an identical
+/// token on every poll would cost a signature for nothing).
+#[derive(Debug, Clone)]
+pub struct QueueTokenHeader(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueueTokenHeader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(Self(queue_token(parts)?.to_owned()))
+    }
+}
+
 /// The guard of every ACTIVE endpoint: an access token plus an ACTIVE queue token of the same
-/// user whose session has not ended. No Redis round trip: the token is verified locally and
-/// ended sessions come from the replica's cache, which the queue-state refresher keeps within
-/// a second of Redis.
+/// user whose session has not ended. No Redis round trip in the common case: the token is
+/// verified locally and ended sessions come from the replica's cache of the concert's ended
+/// log, which is never more than [`crate::cache::QueueViews::max_age`] (750 ms) behind Redis;
+/// on the first request for a concert, or when the background refresh has fallen behind, the
+/// guard reads the log itself (one round trip) before answering, so a session that ended is
+/// refused on every replica within a second.
 #[derive(Debug, Clone, Copy)]
 pub struct Admitted {
     pub user: UserId,
@@ -183,14 +201,16 @@ impl FromRequestParts<AppState> for Admitted {
             Err(Error::InvalidQueueToken) => return Err(Error::QueueNotActive.into()),
             Err(e) => return Err(e.into()),
         };
-        let admitted_at = match (pass.status, pass.admitted_at_ms) {
-            (QueueStatus::Active, Some(at)) => at,
-            _ => return Err(Error::QueueNotActive.into()),
-        };
+        if pass.status != QueueStatus::Active {
+            return Err(Error::QueueNotActive.into());
+        }
+        // Makes sure this replica's copy of the concert's ended log is fresh (no I/O when the
+        // background refresher keeps up).
+        state.caches.queue.get(pass.concert).await?;
         if state
             .caches
             .ended_sessions
-            .has_ended(pass.concert, user, admitted_at)
+            .has_ended(pass.concert, user, pass.since_ms)
         {
             return Err(Error::QueueNotActive.into());
         }
@@ -198,5 +218,56 @@ impl FromRequestParts<AppState> for Admitted {
             user,
             concert: pass.concert,
         })
+    }
+}
+
+/// An admin request: `Authorization: Bearer <BOXOFFICE_ADMIN_TOKEN>`. Only routed on the admin
+/// port, which nginx never proxies; the token is a second lock on that door.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminAuth;
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let presented = parts
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .unwrap_or_default();
+        let expected = state.config.admin_token.expose_secret();
+        if constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+            Ok(Self)
+        } else {
+            Err(Error::AdminOnly.into())
+        }
+    }
+}
+
+/// Compares two secrets in time that depends only on their lengths, so response timing does
+/// not reveal how much of a guessed token was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(0u8, |acc, (x, y)| std::hint::black_box(acc | (x ^ y)));
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn only_the_identical_secret_is_equal() {
+        assert!(constant_time_eq(b"admin-token", b"admin-token"));
+        assert!(!constant_time_eq(b"admin-token", b"admin-tokeN"));
+        assert!(!constant_time_eq(b"admin-token", b"admin-token-longer"));
+        assert!(!constant_time_eq(b"", b"admin-token"));
     }
 }

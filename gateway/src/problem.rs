@@ -56,6 +56,7 @@ fn status_of(error: &Error) -> (StatusCode, &'static str) {
         Error::SoldOut => (S::CONFLICT, "Sold out"),
         Error::HoldAlreadyPaid => (S::CONFLICT, "Hold already paid"),
         Error::HoldExpired => (S::GONE, "Hold expired"),
+        Error::QueuePlaceLost => (S::GONE, "Queue place lost"),
         Error::PayloadTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "Payload too large"),
         Error::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type"),
         Error::HoldLimitExceeded { .. } => (S::UNPROCESSABLE_ENTITY, "Hold limit exceeded"),

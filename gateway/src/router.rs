@@ -26,6 +26,12 @@ pub fn public(state: AppState) -> Router {
         .route("/concerts", get(handlers::concerts::list))
         .route("/concerts/{concert_id}", get(handlers::concerts::get))
         .route(
+            "/concerts/{concert_id}/queue",
+            post(handlers::queue::join)
+                .get(handlers::queue::poll)
+                .delete(handlers::queue::leave),
+        )
+        .route(
             "/concerts/{concert_id}/schedules",
             get(handlers::schedules::dates),
         )
@@ -70,7 +76,14 @@ pub fn admin(state: AppState, metrics: PrometheusHandle) -> Router {
         )
         .route("/healthz", get(handlers::health::healthz))
         .route("/readyz", get(handlers::health::readyz))
+        .route(
+            "/admin/concerts/{concert_id}/queue-policy",
+            get(handlers::admin::get_policy).put(handlers::admin::put_policy),
+        )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(middleware::from_fn(telemetry::track))
         .with_state(state)
 }
 

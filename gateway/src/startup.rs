@@ -87,12 +87,14 @@ impl Application {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tracing::info!(public = %self.public_addr(), admin = %self.admin_addr(), "gateway listening");
         let public = tokio::spawn(serve(self.public.0, self.public.1, stop_rx.clone(), grace));
-        let admin = tokio::spawn(serve(self.admin.0, self.admin.1, stop_rx, grace));
+        let admin = tokio::spawn(serve(self.admin.0, self.admin.1, stop_rx.clone(), grace));
+        let queue = tokio::spawn(queue_upkeep(self.state.clone(), stop_rx));
         shutdown.await;
         self.state.stop_accepting();
         let _ = stop_tx.send(true);
         public.await.context("public server task")?;
         admin.await.context("admin server task")?;
+        queue.await.context("queue upkeep task")?;
         self.state.pg.close();
         tracing::info!("gateway stopped");
         Ok(())
@@ -133,6 +135,33 @@ fn spawn_limiter_upkeep(state: &AppState) {
             state.limiter.retain_recent();
         }
     });
+}
+
+/// The waiting room's background work on this replica, until `stop` flips: refresh the
+/// admission state and ended log of every concert it serves every
+/// `BOXOFFICE_QUEUE_STATE_TTL_MS`, and write the buffered poll heartbeats every
+/// `BOXOFFICE_QUEUE_HEARTBEAT_FLUSH_MS` (once more on the way out, so a draining replica does
+/// not make its pollers look silent).
+async fn queue_upkeep(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut refresh = tokio::time::interval(state.config.queue_state_ttl);
+    let mut flush = tokio::time::interval(state.config.queue_heartbeat_flush);
+    // A late tick is not worth a burst of catch-up refreshes.
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = refresh.tick() => state.caches.queue.refresh_all().await,
+            _ = flush.tick() => {
+                if let Err(e) = state.room.flush_heartbeats().await {
+                    tracing::warn!(error = %e, "heartbeat flush failed");
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    if let Err(e) = state.room.flush_heartbeats().await {
+        tracing::warn!(error = %e, "final heartbeat flush failed");
+    }
 }
 
 /// Accepts connections until `stop` flips, then waits up to `grace` for open ones to finish.

@@ -6,7 +6,11 @@ use std::sync::{
 };
 
 use boxoffice_domain::{
-    identity::AccessTokens, queue::QueueTokens, redis::Keys, redis::Scripts, Config,
+    identity::AccessTokens,
+    queue::{QueueTokens, Room},
+    redis::Keys,
+    redis::Scripts,
+    Config,
 };
 use governor::{DefaultKeyedRateLimiter, Quota};
 
@@ -27,6 +31,8 @@ pub struct Inner {
     pub scripts: Scripts,
     pub access: AccessTokens,
     pub queue_tokens: QueueTokens,
+    /// The waiting room (join, poll, leave, heartbeats).
+    pub room: Room,
     pub caches: Caches,
     /// What this replica remembers between requests about holds (registrations, loads).
     pub replica: boxoffice_domain::holds::Replica,
@@ -56,7 +62,13 @@ impl AppState {
     ) -> Self {
         let quota = Quota::per_second(config.user_rate_per_sec).allow_burst(config.user_rate_burst);
         let keys = Keys::new(&config.redis_namespace);
-        let caches = Caches::new(&config);
+        let room = Room::new(
+            redis.clone(),
+            scripts.clone(),
+            keys.clone(),
+            queue_tokens.clone(),
+        );
+        let caches = Caches::new(&config, room.clone());
         Self(Arc::new(Inner {
             pg,
             redis,
@@ -65,6 +77,7 @@ impl AppState {
             scripts,
             access,
             queue_tokens,
+            room,
             caches,
             replica: Default::default(),
             limiter: DefaultKeyedRateLimiter::keyed(quota),

@@ -2,10 +2,11 @@
 //!
 //! `boxoffice-worker` (or `boxoffice-worker run`) applies migrations and runs every background
 //! loop until SIGTERM. `migrate` only applies migrations. `seed` writes the demo data of the
-//! brief's §4. See `startup.rs` for the loops.
+//! brief's §4. `audit` checks the sales and money invariants in Postgres (non-zero exit on a
+//! violation). See `startup.rs` for the loops.
 
 use boxoffice_domain::{telemetry, Config};
-use boxoffice_worker::{seed, shutdown, startup};
+use boxoffice_worker::{audit, seed, shutdown, startup};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -21,6 +22,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("migrate") => startup::migrate(&config).await,
         Some("seed") => seed::run(&config, &args[1..]).await,
-        Some(other) => anyhow::bail!("unknown command {other:?}; expected run, migrate or seed"),
+        Some("audit") => audit::run(&config, &args[1..]).await,
+        Some(other) => {
+            anyhow::bail!("unknown command {other:?}; expected run, migrate, seed or audit")
+        }
     }
 }

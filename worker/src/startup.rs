@@ -103,6 +103,9 @@ impl Worker {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let cancel = CancellationToken::new();
+        // If this future is dropped (a test aborting its worker, a panic unwinding), the loops
+        // stop too instead of running on unowned: as if the process had died.
+        let _stop_loops_on_drop = cancel.clone().drop_guard();
         let metrics = self.metrics.clone();
         let admin = Router::new()
             .route(

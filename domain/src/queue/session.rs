@@ -2,32 +2,27 @@
 
 use fred::prelude::*;
 
-use crate::{concerts::ConcertId, identity::UserId, now_ms, redis::Keys, Result};
+use crate::{
+    concerts::ConcertId,
+    identity::UserId,
+    redis::{Keys, Scripts},
+    Result,
+};
 
-/// Ends `user`'s ACTIVE session in `concert`, freeing its capacity at once and recording the
-/// end so that every replica refuses the user's ACTIVE token within its refresh interval.
+/// Ends `user`'s ACTIVE session in `concert` (or gives up their place, if they are still
+/// waiting), freeing its capacity at once and logging the end so that every replica refuses
+/// the user's ACTIVE token within a second. The hook the payment path calls.
 ///
-/// Both writes go in one `MULTI` (same hash tag): no reader sees the capacity freed without
-/// the end recorded. Ending a session that is not active is a no-op apart from the record.
+/// One script (`queue_leave.lua`, through the process-wide parsed scripts, so callers need no
+/// more than a pool): no reader sees the capacity freed without the end logged, and the end is
+/// stamped by Redis's clock, the one the replicas tail the log by. Ending a session that is
+/// not active is harmless.
 pub async fn end_session(
     redis: &Pool,
     keys: &Keys,
     concert: ConcertId,
     user: UserId,
 ) -> Result<()> {
-    let client = redis.next();
-    let tx = client.multi();
-    let _: () = tx.zrem(keys.queue_active(concert), user.get()).await?;
-    let _: () = tx
-        .zadd(
-            keys.queue_ended(concert),
-            None,
-            None,
-            false,
-            false,
-            (now_ms() as f64, user.get()),
-        )
-        .await?;
-    let _: () = tx.exec(true).await?;
+    super::redis::leave(redis, Scripts::parsed(), keys, concert, user).await?;
     Ok(())
 }

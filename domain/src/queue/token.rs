@@ -4,6 +4,12 @@
 //! user was admitted and expires when the session does. Tokens are bound to user and concert,
 //! so a token shown with another user's access token, or for another concert, is refused.
 //! Verifying one is a signature check: no Redis round trip.
+//!
+//! Every token also carries `since`, the Redis-clock millisecond its facts were read (the join
+//! for a WAITING token, the admission for an ACTIVE one). A leave, a payment or a skip as
+//! abandoned is logged with its own Redis-clock time, and a token whose `since` is not later
+//! than the user's last end is spent: that is how every replica refuses it from its cached
+//! copy of the log, without a round trip.
 
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +48,14 @@ pub struct QueueClaims {
     /// Epoch ms of admission (ACTIVE only): sessions ended at or after it are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adm: Option<i64>,
+    /// Redis-clock epoch ms of the facts this token states (join or admission): an end logged
+    /// at or after it spends the token.
+    #[serde(default)]
+    pub since: i64,
+    /// The line's generation when the place was read; the shuffle at opening bumps it, which
+    /// tells a poll that the place in an older token may have moved.
+    #[serde(default)]
+    pub gen: u32,
     pub iat: u64,
     /// Expiry in epoch seconds; for ACTIVE tokens, the end of the session.
     pub exp: u64,
@@ -60,6 +74,30 @@ pub struct QueuePass {
     pub admitted_at_ms: Option<i64>,
     /// Epoch seconds the token expires (the session end for ACTIVE).
     pub expires_at: u64,
+    /// Redis-clock epoch ms of the facts the token states; see the module docs.
+    pub since_ms: i64,
+    /// The line's generation the place belongs to.
+    pub gen: u32,
+}
+
+impl QueuePass {
+    /// Refuses a token shown on another concert's route (403 QUEUE_TOKEN_MISMATCH).
+    pub fn require_concert(&self, concert: ConcertId) -> Result<()> {
+        if self.concert == concert {
+            Ok(())
+        } else {
+            Err(Error::QueueTokenMismatch)
+        }
+    }
+
+    /// For an ACTIVE pass, the epoch ms its session ends: the token stops verifying then
+    /// (see [`QueueTokens::issue_active`]).
+    pub fn active_until_ms(&self) -> i64 {
+        i64::try_from(self.expires_at)
+            .unwrap_or(i64::MAX / 1000 - 1)
+            .saturating_add(1)
+            .saturating_mul(1000)
+    }
 }
 
 /// Issues and verifies queue tokens.
@@ -74,8 +112,16 @@ impl QueueTokens {
         Self { signer }
     }
 
-    /// A token proving `user` holds `place` in `concert`'s line.
-    pub fn issue_waiting(&self, user: UserId, concert: ConcertId, place: i64) -> String {
+    /// A token proving `user` holds `place` (of line generation `gen`) in `concert`'s line, as
+    /// read at `since_ms` on the Redis clock.
+    pub fn issue_waiting(
+        &self,
+        user: UserId,
+        concert: ConcertId,
+        place: i64,
+        since_ms: i64,
+        gen: u32,
+    ) -> String {
         let iat = now_secs();
         self.signer.sign(&QueueClaims {
             sub: user.to_string(),
@@ -83,6 +129,8 @@ impl QueueTokens {
             place,
             st: QueueStatus::Waiting,
             adm: None,
+            since: since_ms,
+            gen,
             iat,
             exp: iat + WAITING_TTL_SECS,
             typ: QUEUE.into(),
@@ -91,6 +139,12 @@ impl QueueTokens {
 
     /// A token proving `user` was admitted at `admitted_at_ms` with a session ending at
     /// `active_until_ms`.
+    ///
+    /// JWT `exp` is in whole seconds and a token verifies through the whole second `exp`, so
+    /// `exp` is the second before the one the session ends in: the token never outlives the
+    /// session, and for the whole-second session ends the admitter hands out it ends exactly
+    /// with it (which is what keeps "at most maxActive ACTIVE" true of tokens, not just of the
+    /// ACTIVE set).
     pub fn issue_active(
         &self,
         user: UserId,
@@ -105,8 +159,10 @@ impl QueueTokens {
             place,
             st: QueueStatus::Active,
             adm: Some(admitted_at_ms),
+            since: admitted_at_ms,
+            gen: 0,
             iat: now_secs(),
-            exp: u64::try_from(active_until_ms / 1000).unwrap_or(0),
+            exp: u64::try_from(active_until_ms.div_euclid(1000) - 1).unwrap_or(0),
             typ: QUEUE.into(),
         })
     }
@@ -132,6 +188,8 @@ impl QueueTokens {
             status: claims.st,
             admitted_at_ms: claims.adm,
             expires_at: claims.exp,
+            since_ms: claims.since,
+            gen: claims.gen,
         })
     }
 }
@@ -149,7 +207,7 @@ mod tests {
         let t = tokens();
         let pass = t
             .verify(
-                &t.issue_waiting(UserId::new(5), ConcertId::new(9), 12),
+                &t.issue_waiting(UserId::new(5), ConcertId::new(9), 12, 1_000, 0),
                 UserId::new(5),
             )
             .unwrap();
@@ -162,7 +220,7 @@ mod tests {
     #[test]
     fn another_users_token_is_a_mismatch() {
         let t = tokens();
-        let token = t.issue_waiting(UserId::new(5), ConcertId::new(9), 12);
+        let token = t.issue_waiting(UserId::new(5), ConcertId::new(9), 12, 1_000, 0);
         assert!(matches!(
             t.verify(&token, UserId::new(6)),
             Err(Error::QueueTokenMismatch)
@@ -174,6 +232,28 @@ mod tests {
         let t = tokens();
         let past = crate::now_ms() - 10_000;
         let token = t.issue_active(UserId::new(5), ConcertId::new(9), 1, past - 1000, past);
+        assert!(matches!(
+            t.verify(&token, UserId::new(5)),
+            Err(Error::InvalidQueueToken)
+        ));
+    }
+
+    #[test]
+    fn an_active_token_stops_verifying_when_its_whole_second_session_ends() {
+        let t = tokens();
+        let until = (crate::now_ms() / 1000 + 30) * 1000;
+        let token = t.issue_active(UserId::new(5), ConcertId::new(9), 1, until - 60_000, until);
+        let pass = t.verify(&token, UserId::new(5)).unwrap();
+        assert_eq!(pass.active_until_ms(), until);
+        assert_eq!(pass.since_ms, until - 60_000);
+    }
+
+    #[test]
+    fn an_active_token_is_dead_within_the_second_its_session_ends() {
+        let t = tokens();
+        // The session ends at the start of the current second: the token must already fail.
+        let until = (crate::now_ms() / 1000) * 1000;
+        let token = t.issue_active(UserId::new(5), ConcertId::new(9), 1, until - 60_000, until);
         assert!(matches!(
             t.verify(&token, UserId::new(5)),
             Err(Error::InvalidQueueToken)

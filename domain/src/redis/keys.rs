@@ -61,8 +61,15 @@ impl Keys {
         self.concert("q", concert, "active")
     }
 
-    /// ZSET userId scored by the epoch ms the session ended early (leave, payment): replicas
-    /// read the tail of it to refuse ended sessions without a round trip per request.
+    /// HASH userId -> epoch ms of admission, for the ACTIVE users: what an ACTIVE token issued
+    /// later (a poll that crosses the front, a join again) carries as its admission time.
+    pub fn queue_admitted(&self, concert: ConcertId) -> String {
+        self.concert("q", concert, "adm")
+    }
+
+    /// ZSET userId scored by the epoch ms (Redis clock) a place or session ended early (leave,
+    /// payment, skipped as abandoned): replicas read the tail of it to refuse the user's older
+    /// tokens without a round trip per request.
     pub fn queue_ended(&self, concert: ConcertId) -> String {
         self.concert("q", concert, "ended")
     }
@@ -157,6 +164,7 @@ mod tests {
             keys.queue_line(c),
             keys.queue_heartbeats(c),
             keys.queue_active(c),
+            keys.queue_admitted(c),
             keys.queue_ended(c),
             keys.queue_state(c),
             keys.queue_lease(c),

@@ -28,11 +28,19 @@ macro_rules! scripts {
         impl Scripts {
             /// Parses every script and loads it into Redis.
             pub async fn load(client: &Pool) -> anyhow::Result<Self> {
-                let scripts = Self {
-                    $($name: Script::from_lua(include_str!(concat!("scripts/", $file))),)*
-                };
+                let scripts = Self::parsed().clone();
                 $(scripts.$name.load(client.next()).await?;)*
                 Ok(scripts)
+            }
+
+            /// Every script parsed (its SHA1 computed) but not necessarily loaded: for callers
+            /// that hold only a pool, such as [`crate::queue::end_session`]. Running one that
+            /// Redis does not know yet loads it on the spot (`NOSCRIPT` path of [`Scripts::run`]).
+            pub fn parsed() -> &'static Self {
+                static PARSED: std::sync::OnceLock<Scripts> = std::sync::OnceLock::new();
+                PARSED.get_or_init(|| Self {
+                    $($name: Script::from_lua(include_str!(concat!("scripts/", $file))),)*
+                })
             }
         }
     };
@@ -40,6 +48,10 @@ macro_rules! scripts {
 
 scripts! {
     queue_join => "queue_join.lua",
+    queue_status => "queue_status.lua",
+    queue_leave => "queue_leave.lua",
+    queue_watch => "queue_watch.lua",
+    queue_admit => "queue_admit.lua",
     hold_seats => "hold_seats.lua",
     hold_ga => "hold_ga.lua",
     end_holds => "end_holds.lua",

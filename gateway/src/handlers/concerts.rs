@@ -2,11 +2,13 @@
 
 use axum::{
     extract::{Query, State},
+    response::Response,
     Json,
 };
-use boxoffice_domain::concerts::{pg, ConcertDetail, ConcertId, ConcertPage, PageRequest};
+use boxoffice_domain::concerts::{pg, ConcertId, ConcertPage, PageRequest};
 use serde::Deserialize;
 
+use super::json;
 use crate::{extract::PathId, problem::ApiResult, state::AppState};
 
 #[derive(Deserialize)]
@@ -27,6 +29,11 @@ pub async fn list(
 
 /// `GET /api/v1/concerts/{concertId}`
 #[tracing::instrument(skip_all, fields(concert = id.0))]
-pub async fn get(State(state): State<AppState>, id: PathId) -> ApiResult<Json<ConcertDetail>> {
-    Ok(Json(pg::get(&state.pg, ConcertId::new(id.0)).await?))
+pub async fn get(State(state): State<AppState>, id: PathId) -> ApiResult<Response> {
+    Ok(json(
+        state
+            .caches
+            .concert(&state.pg, ConcertId::new(id.0))
+            .await?,
+    ))
 }

@@ -2,33 +2,20 @@
 
 use axum::{
     extract::{Query, State},
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use boxoffice_domain::{
     concerts::{ConcertId, ScheduleId, SectionId},
     Error,
 };
-use bytes::Bytes;
-use http::{header, HeaderValue};
 use serde::Deserialize;
 
+use super::json;
 use crate::{
     extract::{Admitted, PathId},
     problem::ApiResult,
     state::AppState,
 };
-
-/// A cached, already serialised JSON body.
-fn json(body: Bytes) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
-}
 
 /// `GET /api/v1/concerts/{concertId}/schedules`
 #[tracing::instrument(skip_all, fields(concert = id.0, user = %admitted.user))]

@@ -15,7 +15,7 @@ use std::{net::SocketAddr, time::Duration};
 use boxoffice_domain::{
     concerts::ConcertId, identity::UserId, queue::QueueTokens, redis::Keys, tokens::Signer, Config,
 };
-use boxoffice_gateway::startup::Application;
+use boxoffice_gateway::{startup::Application, state::AppState};
 use chrono::{DateTime, Utc};
 use fred::prelude::*;
 use serde_json::{json, Value};
@@ -66,6 +66,8 @@ pub struct TestApp {
     pub pg: PgPool,
     pub redis: Pool,
     pub keys: Keys,
+    /// The app's shared state, for tests that call an extractor or a cache directly.
+    pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -101,6 +103,7 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
     }
     let app = Application::build(config.clone()).await.expect(START_HINT);
     let (addr, admin_addr) = (app.public_addr(), app.admin_addr());
+    let state = app.state().clone();
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(app.run(async move {
         let _ = rx.await;
@@ -116,6 +119,7 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
         addr,
         admin_addr,
         keys: Keys::new(&config.redis_namespace),
+        state,
         config,
         http: http_client(),
         pg,

@@ -91,6 +91,8 @@ async fn missing_malformed_expired_forged_and_unsigned_tokens_are_unauthorized()
         UserId::new(user.id),
         boxoffice_domain::concerts::ConcertId::new(1),
         1,
+        boxoffice_domain::now_ms(),
+        0,
     );
 
     let cases: Vec<(&str, Option<String>)> = vec![

@@ -15,4 +15,5 @@ mod identity;
 mod notifications;
 mod payments;
 mod points;
+mod queue;
 mod seats;

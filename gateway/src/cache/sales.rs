@@ -1,11 +1,10 @@
-//! In-process moka caches. Each cache states its TTL and why serving data that old is safe.
-//!
 //! The purchase path's read caches:
 //!
 //! | cache | key | TTL | why that staleness is safe |
 //! |---|---|---|---|
 //! | `schedules` | schedule | 30 s | concert, sale window and sections change only by an operator's edit, which then takes effect within 30 s |
 //! | `seats` | schedule | 10 min | seats never change once created; the TTL only bounds memory |
+//! | `concerts` | concert | 1 s | a concert's status (e.g. SOLD_OUT) may show a second late; every action re-checks it |
 //! | `dates` | concert | 1 s | a date that sold out a second ago is still listed; holding from it answers SOLD_OUT or SEAT_UNAVAILABLE |
 //! | `sections` | schedule | 1 s | `remaining` may be a second old; the hold is authoritative |
 //! | `seat_maps` | (schedule, section) | 1 s | a seat may show AVAILABLE up to a second after another replica took it; the hold script refuses it (409) |
@@ -22,22 +21,21 @@ use boxoffice_domain::{
     concerts::{self, ConcertId, Schedule, ScheduleId, ScheduleSeats, SectionId},
     holds::{self, Footprint, Store},
     identity::UserId,
-    payments, Config, Error, Result,
+    payments, Error, Result,
 };
 use bytes::Bytes;
-use moka::sync::Cache;
 
-/// Every cache of one gateway replica.
+use super::Caches;
+
+/// The purchase path's caches of one replica.
 #[derive(Clone)]
-pub struct Caches {
-    /// Waiting-room sessions that ended early (leave, payment), per (concert, user), with the
-    /// epoch ms they ended.
-    pub ended_sessions: EndedSessions,
+pub struct SalesCaches {
     schedules: Loading<ScheduleId, Arc<Schedule>>,
     seats: Loading<ScheduleId, Arc<ScheduleSeats>>,
     dates: Loading<ConcertId, Bytes>,
     sections: Loading<ScheduleId, Bytes>,
     seat_maps: Loading<(ScheduleId, SectionId), Bytes>,
+    concerts: Loading<ConcertId, Bytes>,
 }
 
 /// How old a view of live inventory may be (dates, sections, seat maps): the cross-replica
@@ -48,11 +46,10 @@ const VIEW_TTL: Duration = Duration::from_secs(1);
 /// holds thousands of busy sections.
 const VIEW_BYTES: u64 = 64 << 20;
 
-impl Caches {
-    /// Builds the caches with their configured capacities and TTLs.
-    pub fn new(_config: &Config) -> Self {
+impl SalesCaches {
+    /// Builds the caches with their capacities and TTLs.
+    pub fn new() -> Self {
         Self {
-            ended_sessions: EndedSessions::new(),
             schedules: Loading::new(
                 "schedules",
                 moka::future::Cache::builder()
@@ -73,16 +70,26 @@ impl Caches {
             dates: Loading::new("dates", view_builder(VIEW_BYTES / 4)),
             sections: Loading::new("sections", view_builder(VIEW_BYTES / 4)),
             seat_maps: Loading::new("seat_maps", view_builder(VIEW_BYTES)),
+            concerts: Loading::new("concerts", view_builder(VIEW_BYTES / 4)),
         }
     }
+}
 
+impl Default for SalesCaches {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Caches {
     /// A schedule with its concert, sale window and sections.
     pub async fn schedule(
         &self,
         pg: &deadpool_postgres::Pool,
         id: ScheduleId,
     ) -> Result<Arc<Schedule>> {
-        self.schedules
+        self.sales
+            .schedules
             .get_or_load(id, async {
                 Ok(Arc::new(concerts::pg::schedule(pg, id).await?))
             })
@@ -95,16 +102,27 @@ impl Caches {
         pg: &deadpool_postgres::Pool,
         id: ScheduleId,
     ) -> Result<Arc<ScheduleSeats>> {
-        self.seats
+        self.sales
+            .seats
             .get_or_load(id, async {
                 Ok(Arc::new(concerts::pg::schedule_seats(pg, id).await?))
             })
             .await
     }
 
+    /// `GET /concerts/{id}`, serialised: the most read page of an on-sale, one Postgres round
+    /// trip per concert per second per replica instead of two per request.
+    pub async fn concert(&self, pg: &deadpool_postgres::Pool, id: ConcertId) -> Result<Bytes> {
+        self.sales
+            .concerts
+            .get_or_load(id, async { json(&concerts::pg::get(pg, id).await?) })
+            .await
+    }
+
     /// `GET /concerts/{id}/schedules`, serialised.
     pub async fn dates(&self, pg: &deadpool_postgres::Pool, concert: ConcertId) -> Result<Bytes> {
-        self.dates
+        self.sales
+            .dates
             .get_or_load(concert, async {
                 json(&concerts::pg::available_dates(pg, concert).await?)
             })
@@ -113,7 +131,8 @@ impl Caches {
 
     /// `GET /schedules/{id}/sections`, serialised.
     pub async fn sections(&self, store: Store<'_>, schedule: &Schedule) -> Result<Bytes> {
-        self.sections
+        self.sales
+            .sections
             .get_or_load(schedule.id, async {
                 let seats = self.seats(store.pg, schedule.id).await?;
                 json(&holds::sections(store, schedule, &seats).await?)
@@ -128,7 +147,8 @@ impl Caches {
         schedule: &Schedule,
         section: SectionId,
     ) -> Result<Bytes> {
-        self.seat_maps
+        self.sales
+            .seat_maps
             .get_or_load((schedule.id, section), async {
                 let seats = self.seats(store.pg, schedule.id).await?;
                 json(&holds::seat_map(store, schedule, &seats, section).await?)
@@ -140,7 +160,7 @@ impl Caches {
     /// each section it touched (only those), the schedule's sections, and, when tickets were
     /// sold, the concert's dates.
     pub async fn evict(&self, concert: ConcertId, footprint: &Footprint, sold: bool) {
-        if let Some(seats) = self.seats.cache.get(&footprint.schedule).await {
+        if let Some(seats) = self.sales.seats.cache.get(&footprint.schedule).await {
             let mut touched: Vec<SectionId> = footprint
                 .seats
                 .iter()
@@ -149,15 +169,20 @@ impl Caches {
             touched.sort_unstable();
             touched.dedup();
             for section in touched {
-                self.seat_maps
+                self.sales
+                    .seat_maps
                     .cache
                     .invalidate(&(footprint.schedule, section))
                     .await;
             }
         }
-        self.sections.cache.invalidate(&footprint.schedule).await;
+        self.sales
+            .sections
+            .cache
+            .invalidate(&footprint.schedule)
+            .await;
         if sold {
-            self.dates.cache.invalidate(&concert).await;
+            self.sales.dates.cache.invalidate(&concert).await;
         }
     }
 }
@@ -247,59 +272,5 @@ fn shared(error: Arc<Error>) -> Error {
             Error::Unavailable(what) => Error::Unavailable(what),
             other => Error::Internal(anyhow::anyhow!("{other}")),
         },
-    }
-}
-
-/// Sessions that ended before their token expired. An ACTIVE token is refused when its
-/// session ended at or after its admission time.
-///
-/// TTL 2 h: no session lasts longer (the longest policy is far below it), so an entry older
-/// than that can only refer to a token that has expired anyway.
-#[derive(Clone)]
-pub struct EndedSessions(Cache<(ConcertId, UserId), i64>);
-
-impl EndedSessions {
-    fn new() -> Self {
-        Self(
-            Cache::builder()
-                .max_capacity(1_000_000)
-                .time_to_live(Duration::from_secs(2 * 3600))
-                .build(),
-        )
-    }
-
-    /// Records that `user`'s session in `concert` ended at `ended_at_ms`.
-    pub fn record(&self, concert: ConcertId, user: UserId, ended_at_ms: i64) {
-        let key = (concert, user);
-        match self.0.get(&key) {
-            Some(known) if known >= ended_at_ms => {}
-            _ => self.0.insert(key, ended_at_ms),
-        }
-    }
-
-    /// Whether a session admitted at `admitted_at_ms` has since ended.
-    pub fn has_ended(&self, concert: ConcertId, user: UserId, admitted_at_ms: i64) -> bool {
-        self.0
-            .get(&(concert, user))
-            .is_some_and(|ended| ended >= admitted_at_ms)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_session_ended_after_admission_is_ended_and_a_later_admission_is_not() {
-        let ended = EndedSessions::new();
-        let (c, u) = (ConcertId::new(1), UserId::new(2));
-        assert!(!ended.has_ended(c, u, 1_000));
-        ended.record(c, u, 2_000);
-        assert!(ended.has_ended(c, u, 1_000));
-        assert!(!ended.has_ended(c, u, 3_000), "re-admitted after the end");
-        assert!(
-            !ended.has_ended(c, UserId::new(3), 1_000),
-            "other users are unaffected"
-        );
     }
 }

@@ -1,0 +1,250 @@
+//! The waiting room as one gateway replica runs it: join, poll and leave.
+//!
+//! The replica's caches (the concert's sale window, its admission state, the ended log) live
+//! in the gateway and are handed in: this type decides, the gateway remembers. A poll does no
+//! Redis I/O unless the token's place has reached the front or the line was shuffled since
+//! the token was issued (one read, then a fresh token that makes the next polls free again).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+use fred::prelude::Pool;
+
+use super::{
+    active_poll_after_ms,
+    heartbeat::Heartbeats,
+    poll_after_ms,
+    redis::{self as queue_redis, Left, PlaceReply, WatchFrom, Watched},
+    AdmissionView, Joined, QueuePass, QueueStatus, QueueTokens, SaleWindow, Standing,
+};
+use crate::{
+    concerts::ConcertId,
+    identity::UserId,
+    now_ms,
+    redis::{Keys, Scripts},
+    Error, Result,
+};
+
+/// How often a replica re-adds a concert it serves to the admitter's registry. Once per
+/// concert per replica would do while Redis keeps its data; re-adding every 30 s also heals a
+/// Redis that restarted empty, at the cost of one `SADD` per concert per replica per 30 s.
+const REGISTRATION_REFRESH: Duration = Duration::from_secs(30);
+
+/// The waiting room of one replica. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Room {
+    redis: Pool,
+    scripts: Scripts,
+    keys: Keys,
+    tokens: QueueTokens,
+    heartbeats: Arc<Heartbeats>,
+    /// Concerts this replica registered, and when: one `SADD` per concert per
+    /// [`REGISTRATION_REFRESH`], not per join. A std `Mutex`: one map lookup, never held
+    /// across an await.
+    registered: Arc<Mutex<HashMap<ConcertId, Instant>>>,
+}
+
+impl Room {
+    /// A room over these Redis handles, issuing tokens with `tokens`.
+    pub fn new(redis: Pool, scripts: Scripts, keys: Keys, tokens: QueueTokens) -> Self {
+        Self {
+            redis,
+            scripts,
+            keys,
+            tokens,
+            heartbeats: Arc::default(),
+            registered: Arc::default(),
+        }
+    }
+
+    /// The token issuer.
+    pub fn tokens(&self) -> &QueueTokens {
+        &self.tokens
+    }
+
+    /// Puts `user` in `concert`'s line, or returns the standing they already have. `window`
+    /// and `view` come from the replica's caches.
+    pub async fn join(
+        &self,
+        concert: ConcertId,
+        window: SaleWindow,
+        user: UserId,
+        view: &AdmissionView,
+    ) -> Result<Joined> {
+        window.check_joinable(now_ms())?;
+        // Before the admitter's first tick the state does not know the opening yet; the
+        // window does, and the ETA of a pre-queue join must count the wait for it.
+        let with_opening;
+        let view = if view.opens_ms.is_none() {
+            with_opening = AdmissionView {
+                opens_ms: Some(window.opens_ms),
+                ..view.clone()
+            };
+            &with_opening
+        } else {
+            view
+        };
+        self.register(concert).await?;
+        let reply = queue_redis::join(
+            &self.redis,
+            &self.scripts,
+            &self.keys,
+            concert,
+            user,
+            window.opens_ms,
+        )
+        .await?;
+        let created = matches!(reply, PlaceReply::Waiting { created: true, .. });
+        Ok(Joined {
+            created,
+            standing: self.standing(concert, user, reply, view)?,
+        })
+    }
+
+    /// Answers a poll of `pass` (verified, raw form `token`) on `concert`. `ended` says whether
+    /// the replica's copy of the ended log spends the token.
+    pub async fn poll(
+        &self,
+        concert: ConcertId,
+        pass: &QueuePass,
+        token: &str,
+        view: &AdmissionView,
+        ended: bool,
+    ) -> Result<Standing> {
+        if pass.concert != concert {
+            return Err(Error::QueueTokenMismatch);
+        }
+        if ended {
+            return Err(Error::QueuePlaceLost);
+        }
+        let now = now_ms();
+        match pass.status {
+            QueueStatus::Active => {
+                let until_ms = pass.active_until_ms();
+                Ok(Standing::Active {
+                    token: token.to_owned(),
+                    until_ms,
+                    poll_after_ms: active_poll_after_ms(until_ms, now),
+                })
+            }
+            QueueStatus::Waiting if pass.gen >= view.gen && pass.place > view.front => {
+                self.heartbeats.record(concert, pass.user, now);
+                Ok(self.waiting(token.to_owned(), pass.place - view.front, view, now))
+            }
+            QueueStatus::Waiting => {
+                // The place reached the front (admitted or skipped) or may have moved in the
+                // shuffle: read the truth once.
+                let reply =
+                    queue_redis::status(&self.redis, &self.scripts, &self.keys, concert, pass.user)
+                        .await?;
+                self.standing(concert, pass.user, reply, view)
+            }
+        }
+    }
+
+    /// `user` gives up their place or session in `concert`, with a token for that concert.
+    pub async fn leave(&self, concert: ConcertId, pass: &QueuePass) -> Result<Left> {
+        if pass.concert != concert {
+            return Err(Error::QueueTokenMismatch);
+        }
+        queue_redis::leave(&self.redis, &self.scripts, &self.keys, concert, pass.user).await
+    }
+
+    /// Reads `concert`'s admission state and ended log for the replica's caches.
+    pub async fn watch(
+        &self,
+        concert: ConcertId,
+        from: WatchFrom,
+        limit: usize,
+    ) -> Result<Watched> {
+        queue_redis::watch(
+            &self.redis,
+            &self.scripts,
+            &self.keys,
+            concert,
+            from,
+            limit,
+            super::QueuePolicy::DEFAULT.session_ms(),
+        )
+        .await
+    }
+
+    /// Writes the buffered poll heartbeats (see [`Heartbeats::flush`]).
+    pub async fn flush_heartbeats(&self) -> Result<usize> {
+        self.heartbeats.flush(&self.redis, &self.keys).await
+    }
+
+    async fn register(&self, concert: ConcertId) -> Result<()> {
+        let due = {
+            let registered = self
+                .registered
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            registered
+                .get(&concert)
+                .is_none_or(|at| at.elapsed() >= REGISTRATION_REFRESH)
+        };
+        if due {
+            queue_redis::register(&self.redis, &self.keys, concert).await?;
+            self.registered
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(concert, Instant::now());
+        }
+        Ok(())
+    }
+
+    fn standing(
+        &self,
+        concert: ConcertId,
+        user: UserId,
+        reply: PlaceReply,
+        view: &AdmissionView,
+    ) -> Result<Standing> {
+        let now = now_ms();
+        match reply {
+            PlaceReply::None => Err(Error::QueuePlaceLost),
+            PlaceReply::Waiting {
+                place,
+                since_ms,
+                gen,
+                front,
+                ..
+            } => {
+                self.heartbeats.record(concert, user, now);
+                let token = self
+                    .tokens
+                    .issue_waiting(user, concert, place, since_ms, gen);
+                // The script read the front in the same instant as the place, so it is at
+                // least as fresh as the cached one.
+                let front = front.max(view.front);
+                Ok(self.waiting(token, (place - front).max(1), view, now))
+            }
+            PlaceReply::Active {
+                place,
+                admitted_ms,
+                until_ms,
+            } => Ok(Standing::Active {
+                token: self
+                    .tokens
+                    .issue_active(user, concert, place, admitted_ms, until_ms),
+                until_ms,
+                poll_after_ms: active_poll_after_ms(until_ms, now),
+            }),
+        }
+    }
+
+    fn waiting(&self, token: String, position: i64, view: &AdmissionView, now: i64) -> Standing {
+        let eta_ms = view.eta_ms(position, now);
+        let jitter = 0.9 + 0.2 * rand::random::<f64>();
+        Standing::Waiting {
+            token,
+            position,
+            eta_ms,
+            poll_after_ms: poll_after_ms(eta_ms, view.grace_ms, jitter),
+        }
+    }
+}
