@@ -23,6 +23,9 @@ pub async fn run(ctx: Deps, cancel: CancellationToken) {
     let mut every = tokio::time::interval(ctx.config.tick);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_seen_busy: HashMap<ConcertId, Instant> = HashMap::new();
+    // Exported at zero from the start, so the sales board shows 0/s, not "no data", until the
+    // first hold expires.
+    metrics::counter!("boxoffice_holds_expired_total").increment(0);
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,

@@ -15,6 +15,12 @@ const BATCH: i64 = 100;
 /// Runs until `cancel` fires; checks it only between rounds (each claim is settled in one
 /// transaction, never left half done by a shutdown).
 pub async fn run(ctx: Deps, cancel: CancellationToken) {
+    // Exported at zero from the start, so the sales board shows 0/s, not "no data", until the
+    // first stale claim needs settling.
+    use payments::Settlement::*;
+    for settlement in [Finalised, Restored, InFlight, Nothing] {
+        actions(settlement).increment(0);
+    }
     let mut every = tokio::time::interval(ctx.config.tick);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -34,16 +40,20 @@ async fn round(ctx: &Deps) -> boxoffice_domain::Result<()> {
         let settled =
             payments::reconcile(&ctx.pg, hot, concert, ctx.config.reconcile_after, BATCH).await?;
         for (hold, settlement) in settled {
-            let action = match settlement {
-                payments::Settlement::Finalised => "finalised",
-                payments::Settlement::Restored => "restored",
-                payments::Settlement::InFlight => "in_flight",
-                payments::Settlement::Nothing => "nothing",
-            };
-            metrics::counter!("boxoffice_reconciler_actions_total", "action" => action)
-                .increment(1);
-            tracing::info!(hold = %hold, action, "reconciled a stale payment claim");
+            actions(settlement).increment(1);
+            tracing::info!(hold = %hold, ?settlement, "reconciled a stale payment claim");
         }
     }
     Ok(())
+}
+
+/// The counter of one kind of settlement.
+fn actions(settlement: payments::Settlement) -> metrics::Counter {
+    let action = match settlement {
+        payments::Settlement::Finalised => "finalised",
+        payments::Settlement::Restored => "restored",
+        payments::Settlement::InFlight => "in_flight",
+        payments::Settlement::Nothing => "nothing",
+    };
+    metrics::counter!("boxoffice_reconciler_actions_total", "action" => action)
 }
