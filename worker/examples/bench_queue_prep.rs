@@ -10,8 +10,7 @@
 //! go into its Postgres and their access tokens are signed with its `BOXOFFICE_JWT_SECRET`, so
 //! the gateways under test must share that secret. Writes:
 //! - `DIR/poll.tsv`: `accessToken<TAB>queueToken` of users who joined the poll concert
-//!   through `--base` (WAITING: no worker admits in the bench's namespace, or the line is
-//!   long enough that they stay WAITING);
+//!   through `--base` before its sale opens (WAITING: nobody is admitted before the opening);
 //! - `DIR/join.tsv`: `accessToken` of users who have joined nothing yet;
 //! - `DIR/concerts.env`: `POLL_CONCERT=<id>` and `JOIN_CONCERT=<id>`.
 
@@ -63,12 +62,14 @@ async fn create_users(pg: &sqlx::PgPool, n: i64) -> anyhow::Result<Vec<i64>> {
     .await?)
 }
 
-async fn create_concert(pg: &sqlx::PgPool, title: &str) -> anyhow::Result<i64> {
+/// A concert whose sale opens `opens_in` from now (negative: already open).
+async fn create_concert(pg: &sqlx::PgPool, title: &str, opens_in: &str) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar(
         "INSERT INTO concerts (title, venue, sale_opens_at, sale_closes_at) \
-         VALUES ($1, 'Bench hall', now() - interval '1 hour', now() + interval '1 day') RETURNING id",
+         VALUES ($1, 'Bench hall', now() + $2::interval, now() + interval '1 day') RETURNING id",
     )
     .bind(title)
+    .bind(opens_in)
     .fetch_one(pg)
     .await?)
 }
@@ -83,8 +84,13 @@ async fn main() -> anyhow::Result<()> {
         config.access_token_ttl,
     );
     let started = Instant::now();
-    let poll_concert = create_concert(&pg, "bench queue poll").await?;
-    let join_concert = create_concert(&pg, "bench queue join").await?;
+    // The poll concert is in its pre-queue (the rush before a sale opens): the stack's worker
+    // admits nobody, so every poll measures the WAITING path, which answers from the
+    // replica's cache. On an open sale the admitter would reach the 2,000 prepared places
+    // within seconds, and wrk, which replays the same WAITING tokens instead of taking the
+    // ACTIVE ones, would measure the one-time status read that crossing the front costs.
+    let poll_concert = create_concert(&pg, "bench queue poll", "1 hour").await?;
+    let join_concert = create_concert(&pg, "bench queue join", "-1 hour").await?;
 
     let poll_users = create_users(&pg, args.poll_users).await?;
     let http = reqwest::Client::builder()
