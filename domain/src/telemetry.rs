@@ -3,6 +3,8 @@
 //! Metric names follow `boxoffice_<area>_<what>_<unit>`; counters end in `_total`.
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
+use std::time::Duration;
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
 use crate::config::LogFormat;
@@ -26,8 +28,11 @@ pub fn init_tracing(format: LogFormat) {
     };
 }
 
-/// Installs the global Prometheus recorder once per process and returns its handle.
-pub fn init_metrics() -> anyhow::Result<PrometheusHandle> {
+/// Installs the global Prometheus recorder once per process and returns its handle. With
+/// `idle`, counters and histograms not updated for that long are dropped from the output (for
+/// series labelled by concert); code that keeps metric handles must then not rely on them
+/// for longer than `idle`, so the worker, which keeps per-concert gauges, passes `None`.
+pub fn init_metrics(idle: Option<Duration>) -> anyhow::Result<PrometheusHandle> {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
     // Serialises first calls: tests build several apps on parallel threads, and two of them
     // racing past the check below would both try to install the global recorder.
@@ -40,6 +45,7 @@ pub fn init_metrics() -> anyhow::Result<PrometheusHandle> {
     }
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
+        .idle_timeout(MetricKindMask::COUNTER | MetricKindMask::HISTOGRAM, idle)
         .install_recorder()?;
     let handle = HANDLE.get_or_init(|| handle).clone();
     // The exporter keeps histograms as buckets; this task trims their upkeep data.

@@ -25,7 +25,7 @@ pub struct Application {
 impl Application {
     /// Connects to Postgres and Redis, loads the scripts and binds both listeners.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let metrics = telemetry::init_metrics()?;
+        let metrics = telemetry::init_metrics(Some(crate::telemetry::IDLE_METRICS))?;
         let pg = pg_pool(&config)?;
         let redis = redis::connect(&config.redis_url, config.redis_pool_size)
             .await

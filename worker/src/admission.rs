@@ -10,7 +10,7 @@
 //! seconds) and the metrics.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     time::{Duration, Instant},
 };
 
@@ -36,6 +36,13 @@ const MAX_SCAN: u32 = 1_000;
 const CONCURRENCY: usize = 16;
 /// How often the admitted-per-second gauge is recomputed.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
+/// How often an empty room (nobody waiting, nobody active) is ticked, instead of every tick
+/// (capped at half the lease, so the lease is still renewed in time). A sale touches many
+/// rooms that then sit empty until they close: ticking thousands of them ten times a second
+/// kept Redis busy with no one in line. The cost is that the first user to join an empty
+/// room waits up to this long for admission; the bucket refills by elapsed time, so the
+/// rate is not lost.
+const IDLE_EVERY: Duration = Duration::from_secs(1);
 
 /// Spawns the admission loop; it returns when `cancel` fires, between ticks.
 pub fn spawn(deps: Deps, cancel: CancellationToken) -> JoinHandle<()> {
@@ -70,6 +77,9 @@ struct Admitter {
     plans: HashMap<ConcertId, AdmissionPlan>,
     plans_loaded: Option<Instant>,
     metrics: HashMap<ConcertId, ConcertGauges>,
+    /// Empty rooms, and when each is next due a tick.
+    idle_until: HashMap<ConcertId, Instant>,
+    idle_every: Duration,
 }
 
 impl Admitter {
@@ -87,11 +97,13 @@ impl Admitter {
             seed: 1,
         };
         Self {
-            deps,
             params,
             plans: HashMap::new(),
             plans_loaded: None,
             metrics: HashMap::new(),
+            idle_until: HashMap::new(),
+            idle_every: IDLE_EVERY.min(deps.config.queue_lease / 2),
+            deps,
         }
     }
 
@@ -125,8 +137,12 @@ impl Admitter {
         }
         // A fresh seed per tick; only the opening tick of a shuffling concert uses it.
         self.params.seed = rand::random::<u32>() >> 1;
+        let now = Instant::now();
+        let registered: HashSet<ConcertId> = concerts.iter().copied().collect();
+        self.idle_until.retain(|c, _| registered.contains(c));
         let plans: Vec<AdmissionPlan> = concerts
             .iter()
+            .filter(|c| self.idle_until.get(c).is_none_or(|due| now >= *due))
             .filter_map(|c| self.plans.get(c).copied())
             .collect();
         let (deps, params) = (&self.deps, &self.params);
@@ -148,6 +164,11 @@ impl Admitter {
                     metrics::counter!("boxoffice_queue_ticks_total", "outcome" => "ran")
                         .increment(1);
                     self.record(plan.concert, &report);
+                    if report.waiting == 0 && report.active == 0 {
+                        self.idle_until.insert(plan.concert, now + self.idle_every);
+                    } else {
+                        self.idle_until.remove(&plan.concert);
+                    }
                     if report.shuffled > 0 {
                         tracing::info!(concert = %plan.concert, users = report.shuffled, "pre-queue shuffled at opening");
                     }

@@ -63,7 +63,7 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
 impl Worker {
     /// Connects everything, applies migrations and binds the metrics listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let metrics = telemetry::init_metrics()?;
+        let metrics = telemetry::init_metrics(None)?;
         let pg = pg_pool(&config).await?;
         sqlx::migrate!("../migrations")
             .run(&pg)
