@@ -1,44 +1,69 @@
-//! `boxoffice-worker audit`: checks the sales and money invariants against Postgres after a
-//! load test (or at any time) and prints one PASS/FAIL line per check, then a verdict. Exits
-//! non-zero when any check fails.
+//! `boxoffice-worker audit`: checks the sales and money invariants after a load test (or at
+//! any time) and prints one PASS/FAIL line per check, then a verdict. Exits non-zero when any
+//! check fails.
 //!
-//! Postgres is the truth, so these checks are the brief's invariants 1 and 4 as the database
-//! sees them:
+//! Postgres is the truth, so the first checks are the brief's invariants 1 and 4 as the
+//! database sees them:
 //!
 //! - every confirmed reservation has exactly one payment, and the payment matches it (hold,
 //!   user, amount); seated reservations have one item per ticket, GA reservations none;
 //! - no seat is sold twice (also enforced by `reservation_items.seat_id UNIQUE`), and a sold
 //!   seat belongs to its reservation's schedule;
-//! - a GA section never sells over its capacity, and every section's `sold` counter equals the
-//!   tickets in its reservations;
+//! - a section never sells over its capacity; a GA section's `sold` counter equals the tickets
+//!   in its reservations (seated sections leave it at 0: their seats sold are the items);
 //! - every balance equals the sum of its ledger, no balance is negative, and each payment is
 //!   exactly one `PAYMENT` ledger row of minus its amount;
 //! - every reservation's hold is mirrored in `holds` as `PAID` (written by the stream sink, so
 //!   this check is retried for a few seconds while the sink catches up).
 //!
-//! Step two, not wired yet (it needs the purchase path's Redis layout): Redis inventory must
-//! agree with Postgres. See [`REDIS_CHECKS`] for exactly what it will compare; `--redis` prints
-//! it as SKIP so nobody mistakes its absence for a pass.
+//! Then Redis against Postgres ([`redis_checks`]), for every schedule whose inventory Redis
+//! has loaded: the live holds, the seat owners, the GA counters and the per-user ticket counts
+//! must be exactly what Postgres's reservations and HELD holds imply. Run it on a quiet
+//! system: a payment or an expiry in flight is a legitimate moment of disagreement, so these
+//! checks too are retried for a few seconds before they fail.
 
-use std::time::Duration;
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use anyhow::Context;
-use boxoffice_domain::Config;
-use sqlx::PgPool;
+use boxoffice_domain::{
+    concerts::{ConcertId, ScheduleId, SectionId},
+    holds::HoldId,
+    redis::Keys,
+    Config,
+};
+use fred::prelude::*;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
 
 use crate::startup;
 
-/// One invariant: a query returning `(violations, checked)` as two BIGINTs.
-struct Check {
-    name: &'static str,
+/// How often a check that can be caught mid-flight is evaluated, one second apart, before it
+/// counts as failed.
+const SETTLE_ATTEMPTS: usize = 6;
+
+/// One Postgres invariant: a query returning `(violations, checked)` as two BIGINTs.
+pub struct Check {
+    pub name: &'static str,
     /// What `checked` counts, for the report line.
-    unit: &'static str,
-    sql: &'static str,
+    pub unit: &'static str,
+    pub sql: &'static str,
     /// Depends on the worker's stream sink, which lags the API by up to a few ticks: retried.
-    settles: bool,
+    pub settles: bool,
 }
 
-const CHECKS: &[Check] = &[
+/// The result of one check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub violations: i64,
+    pub checked: i64,
+}
+
+pub const CHECKS: &[Check] = &[
     Check {
         name: "every confirmed reservation has exactly one payment",
         unit: "reservations",
@@ -100,9 +125,11 @@ const CHECKS: &[Check] = &[
         settles: false,
     },
     Check {
-        name: "seated sections: sold = seats in reservations, within capacity",
+        // Seated sections keep `sold` at 0 (see `payments::pg::record`): their sales are their
+        // reservation items, which must fit the section.
+        name: "seated sections: sold seats within capacity, counter unused (0)",
         unit: "seated sections",
-        sql: "SELECT count(*) FILTER (WHERE s.sold > s.capacity OR s.sold <> coalesce(t.n, 0)),
+        sql: "SELECT count(*) FILTER (WHERE s.sold <> 0 OR coalesce(t.n, 0) > s.capacity),
                      count(*)
                 FROM sections s
                 LEFT JOIN (SELECT se.section_id, count(*) AS n FROM reservation_items i
@@ -157,69 +184,408 @@ const CHECKS: &[Check] = &[
     },
 ];
 
-/// Step two: Redis against Postgres. To be wired once the purchase path's keys are merged
-/// (`domain/src/redis/keys.rs`); each line is one check, run per concert in the sales
-/// registry (`sales_registry`), after the hold-event stream is drained (lag 0).
-pub const REDIS_CHECKS: &[&str] = &[
-    "seat_owners(concert, schedule): every field `sold` <=> a reservation_items row for that seat, and no reservation_items seat is free or held in Redis",
-    "seat_owners(concert, schedule): every field holding a holdId <=> a live hold(concert, holdId) in state HELD whose seats list it",
-    "ga_remaining(concert, section) = capacity - sections.sold - the quantity of live GA holds on the section, and >= 0",
-    "user_tickets(concert, schedule)[user] = tickets the user holds (live holds) + tickets in their reservations for that schedule, <= the ticket limit",
-    "hold_expiry(concert): every live hold is in it with its expires_at; no entry for a paid, released or expired hold",
-];
-
-/// Runs the audit. `--redis` also lists step two's checks as SKIP.
+/// Runs the audit: every Postgres check, then Redis against Postgres.
 pub async fn run(config: &Config, args: &[String]) -> anyhow::Result<()> {
-    let with_redis = match args {
-        [] => false,
-        [flag] if flag == "--redis" => true,
-        other => anyhow::bail!("unknown audit options {other:?}; expected nothing or --redis"),
-    };
+    if !args.is_empty() {
+        anyhow::bail!("unknown audit options {args:?}; the audit takes none");
+    }
     let pg = startup::pg_pool(config).await?;
     println!(
         "audit: Postgres invariants (brief §2: 1 no oversell, 4 money is exact, 5 nothing lost)"
     );
-    let mut failed = 0;
+    let mut outcomes = Vec::new();
     for check in CHECKS {
-        let (violations, checked) = evaluate(&pg, check).await?;
-        let verdict = if violations == 0 { "PASS" } else { "FAIL" };
-        if violations != 0 {
-            failed += 1;
-        }
-        println!(
-            "{verdict}  {:<68} {violations} violation(s) in {checked} {}",
-            check.name, check.unit
-        );
+        let outcome = postgres_check(&pg, check).await?;
+        print(&outcome);
+        outcomes.push(outcome);
     }
-    if with_redis {
-        for line in REDIS_CHECKS {
-            println!("SKIP  Redis vs Postgres (not wired yet): {line}");
-        }
+    let redis = boxoffice_domain::redis::connect(&config.redis_url, 2)
+        .await
+        .context("connecting to Redis")?;
+    let keys = Keys::new(&config.redis_namespace);
+    let schedules = loaded_schedules(&pg, &redis, &keys).await?;
+    println!(
+        "audit: Redis inventory against Postgres ({} schedules loaded in Redis)",
+        schedules.len()
+    );
+    for outcome in redis_checks(&pg, &redis, &keys, &schedules).await? {
+        print(&outcome);
+        outcomes.push(outcome);
     }
     pg.close().await;
+    let failed = outcomes.iter().filter(|o| o.violations != 0).count();
     if failed > 0 {
-        anyhow::bail!("audit FAILED: {failed} of {} checks", CHECKS.len());
+        anyhow::bail!("audit FAILED: {failed} of {} checks", outcomes.len());
     }
-    println!("audit PASSED: {} checks", CHECKS.len());
+    println!("audit PASSED: {} checks", outcomes.len());
     Ok(())
 }
 
-/// Runs one check; a `settles` check that fails is retried for up to 5 s, because the
-/// stream sink writes the hold mirror a few ticks after the API answered.
-async fn evaluate(pg: &PgPool, check: &Check) -> anyhow::Result<(i64, i64)> {
-    let attempts = if check.settles { 6 } else { 1 };
-    let mut last = (0, 0);
-    for attempt in 0..attempts {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        last = sqlx::query_as::<_, (i64, i64)>(check.sql)
-            .fetch_one(pg)
-            .await
-            .with_context(|| format!("audit check {:?}", check.name))?;
-        if last.0 == 0 {
+fn print(o: &Outcome) {
+    let verdict = if o.violations == 0 { "PASS" } else { "FAIL" };
+    println!(
+        "{verdict}  {:<72} {} violation(s) in {} {}",
+        o.name, o.violations, o.checked, o.unit
+    );
+}
+
+/// Runs one Postgres check; a `settles` check that fails is retried, because the stream sink
+/// writes the hold mirror a few ticks after the API answered.
+async fn postgres_check(pg: &PgPool, check: &Check) -> anyhow::Result<Outcome> {
+    let attempts = if check.settles { SETTLE_ATTEMPTS } else { 1 };
+    let mut conn = pg.acquire().await?;
+    let mut outcome = evaluate(&mut conn, check).await?;
+    for _ in 1..attempts {
+        if outcome.violations == 0 {
             break;
         }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        outcome = evaluate(&mut conn, check).await?;
     }
-    Ok(last)
+    Ok(outcome)
+}
+
+/// Evaluates one check once, on `conn` (tests run it inside a transaction they roll back).
+pub async fn evaluate(conn: &mut PgConnection, check: &Check) -> anyhow::Result<Outcome> {
+    let (violations, checked) = sqlx::query_as::<_, (i64, i64)>(check.sql)
+        .fetch_one(conn)
+        .await
+        .with_context(|| format!("audit check {:?}", check.name))?;
+    Ok(Outcome {
+        name: check.name,
+        unit: check.unit,
+        violations,
+        checked,
+    })
+}
+
+/// The schedules whose inventory Redis has loaded, among those that ever had a hold (a
+/// schedule nobody ever held from has nothing in Redis worth comparing).
+pub async fn loaded_schedules(
+    pg: &PgPool,
+    redis: &Pool,
+    keys: &Keys,
+) -> anyhow::Result<Vec<(ConcertId, ScheduleId)>> {
+    let candidates: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT s.concert_id, s.id FROM schedules s
+          WHERE EXISTS (SELECT 1 FROM holds h WHERE h.schedule_id = s.id) ORDER BY s.id",
+    )
+    .fetch_all(pg)
+    .await?;
+    let mut loaded = Vec::new();
+    for chunk in candidates.chunks(1_000) {
+        let pipe = redis.next().pipeline();
+        for (concert, schedule) in chunk {
+            let key = keys.inventory_loaded(ConcertId::new(*concert), ScheduleId::new(*schedule));
+            let _: () = pipe.exists(key).await?;
+        }
+        let exists: Vec<i64> = pipe.all().await?;
+        loaded.extend(
+            chunk
+                .iter()
+                .zip(exists)
+                .filter(|(_, e)| *e == 1)
+                .map(|((c, s), _)| (ConcertId::new(*c), ScheduleId::new(*s))),
+        );
+    }
+    Ok(loaded)
+}
+
+/// Compares the Redis inventory of `schedules` (all loaded) with what Postgres implies,
+/// retrying while they disagree, for a payment or an expiry may be between its two halves.
+pub async fn redis_checks(
+    pg: &PgPool,
+    redis: &Pool,
+    keys: &Keys,
+    schedules: &[(ConcertId, ScheduleId)],
+) -> anyhow::Result<Vec<Outcome>> {
+    let mut outcomes = compare_inventory(pg, redis, keys, schedules).await?;
+    for _ in 1..SETTLE_ATTEMPTS {
+        if outcomes.iter().all(|o| o.violations == 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        outcomes = compare_inventory(pg, redis, keys, schedules).await?;
+    }
+    Ok(outcomes)
+}
+
+/// A live hold as both stores describe it. Seats sorted; `section` only for general admission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LiveHold {
+    user: i64,
+    schedule: i64,
+    section: Option<i64>,
+    seats: Vec<i64>,
+    quantity: i64,
+}
+
+/// One side of the comparison: what a set of schedules holds, sells and counts.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Inventory {
+    /// Holds that still take places: HELD (even past expiry, until the sweep ends them) or
+    /// being paid. Postgres has both as HELD.
+    holds: BTreeMap<String, LiveHold>,
+    /// (schedule, seat) -> "sold" or the owning hold's id.
+    owners: BTreeMap<(i64, i64), String>,
+    /// GA section -> places left (a missing Redis counter is missing here).
+    ga: BTreeMap<i64, i64>,
+    /// (schedule, user) -> tickets held or bought.
+    tickets: BTreeMap<(i64, i64), i64>,
+}
+
+/// One pass of [`redis_checks`], without retries.
+pub async fn compare_inventory(
+    pg: &PgPool,
+    redis: &Pool,
+    keys: &Keys,
+    schedules: &[(ConcertId, ScheduleId)],
+) -> anyhow::Result<Vec<Outcome>> {
+    // Redis first: a hold that ends between the two reads shows as a disagreement and is
+    // retried, never as a false agreement.
+    let ga_sections: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT sc.concert_id, se.id FROM sections se JOIN schedules sc ON sc.id = se.schedule_id
+          WHERE se.schedule_id = ANY($1) AND se.kind = 'GA'",
+    )
+    .bind(schedules.iter().map(|(_, s)| s.get()).collect::<Vec<_>>())
+    .fetch_all(pg)
+    .await?;
+    let actual = from_redis(redis, keys, schedules, &ga_sections).await?;
+    let expected = from_postgres(pg, schedules).await?;
+    Ok(vec![
+        diff(
+            "Redis live holds = Postgres HELD holds (owner, seats, places)",
+            "holds",
+            &expected.holds,
+            &actual.holds,
+        ),
+        diff(
+            "Redis seat owners = sold seats and the seats of HELD holds",
+            "seats",
+            &expected.owners,
+            &actual.owners,
+        ),
+        {
+            // A negative expectation means Postgres's own HELD holds exceed what is left: a
+            // violation even where Redis agrees.
+            let mut ga = diff(
+                "Redis GA places left = capacity - sold - held, never below 0",
+                "GA sections",
+                &expected.ga,
+                &actual.ga,
+            );
+            ga.violations += expected.ga.values().filter(|left| **left < 0).count() as i64;
+            ga
+        },
+        diff(
+            "Redis ticket counts = tickets bought + held, per user and schedule",
+            "user schedules",
+            &expected.tickets,
+            &actual.tickets,
+        ),
+    ])
+}
+
+/// Counts the keys on which two maps disagree (missing on either side included).
+fn diff<K: Ord, V: PartialEq>(
+    name: &'static str,
+    unit: &'static str,
+    expected: &BTreeMap<K, V>,
+    actual: &BTreeMap<K, V>,
+) -> Outcome {
+    let keys: BTreeSet<&K> = expected.keys().chain(actual.keys()).collect();
+    Outcome {
+        name,
+        unit,
+        violations: keys
+            .iter()
+            .filter(|k| expected.get(k) != actual.get(k))
+            .count() as i64,
+        checked: keys.len() as i64,
+    }
+}
+
+/// A HELD hold in Postgres, with its seats sorted.
+#[derive(sqlx::FromRow)]
+struct HeldRow {
+    id: Uuid,
+    user_id: i64,
+    schedule_id: i64,
+    section_id: Option<i64>,
+    quantity: i32,
+    seats: Vec<i64>,
+}
+
+/// What Postgres says Redis must hold for `schedules`.
+async fn from_postgres(
+    pg: &PgPool,
+    schedules: &[(ConcertId, ScheduleId)],
+) -> anyhow::Result<Inventory> {
+    let ids: Vec<i64> = schedules.iter().map(|(_, s)| s.get()).collect();
+    let sold: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT se.schedule_id, ri.seat_id FROM reservation_items ri
+           JOIN seats se ON se.id = ri.seat_id WHERE se.schedule_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(pg)
+    .await?;
+    let holds: Vec<HeldRow> = sqlx::query_as(
+        "SELECT h.id, h.user_id, h.schedule_id, h.section_id, h.quantity,
+                COALESCE(array_agg(hs.seat_id ORDER BY hs.seat_id)
+                         FILTER (WHERE hs.seat_id IS NOT NULL), '{}') AS seats
+           FROM holds h LEFT JOIN hold_seats hs ON hs.hold_id = h.id
+          WHERE h.schedule_id = ANY($1) AND h.status = 'HELD' GROUP BY h.id",
+    )
+    .bind(&ids)
+    .fetch_all(pg)
+    .await?;
+    let ga: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT id, (capacity - sold)::bigint FROM sections
+          WHERE schedule_id = ANY($1) AND kind = 'GA'",
+    )
+    .bind(&ids)
+    .fetch_all(pg)
+    .await?;
+    let bought: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT schedule_id, user_id, SUM(quantity)::bigint FROM reservations
+          WHERE schedule_id = ANY($1) GROUP BY schedule_id, user_id",
+    )
+    .bind(&ids)
+    .fetch_all(pg)
+    .await?;
+
+    let mut inv = Inventory {
+        owners: sold
+            .into_iter()
+            .map(|(schedule, seat)| ((schedule, seat), "sold".to_owned()))
+            .collect(),
+        ga: ga.into_iter().collect(),
+        tickets: bought
+            .into_iter()
+            .map(|(schedule, user, n)| ((schedule, user), n))
+            .collect(),
+        ..Inventory::default()
+    };
+    for HeldRow {
+        id,
+        user_id: user,
+        schedule_id: schedule,
+        section_id: section,
+        quantity,
+        seats,
+    } in holds
+    {
+        let id = HoldId::new(id).to_string();
+        let quantity = i64::from(quantity);
+        for seat in &seats {
+            inv.owners.insert((schedule, *seat), id.clone());
+        }
+        if let Some(left) = section.and_then(|s| inv.ga.get_mut(&s)) {
+            *left -= quantity;
+        }
+        *inv.tickets.entry((schedule, user)).or_default() += quantity;
+        inv.holds.insert(
+            id,
+            LiveHold {
+                user,
+                schedule,
+                section,
+                seats,
+                quantity,
+            },
+        );
+    }
+    Ok(inv)
+}
+
+/// What Redis holds for `schedules`: their seat owners, ticket counts and the counters of
+/// their `ga_sections` (concert, section), and the live holds of their concerts (the HELD and
+/// PAYING sets) that belong to them.
+async fn from_redis(
+    redis: &Pool,
+    keys: &Keys,
+    schedules: &[(ConcertId, ScheduleId)],
+    ga_sections: &[(i64, i64)],
+) -> anyhow::Result<Inventory> {
+    let audited: BTreeSet<i64> = schedules.iter().map(|(_, s)| s.get()).collect();
+    let concerts: BTreeSet<ConcertId> = schedules.iter().map(|(c, _)| *c).collect();
+    let mut inv = Inventory::default();
+    for concert in concerts {
+        let mut ids: Vec<String> = redis
+            .zrange(keys.hold_expiry(concert), 0, -1, None, false, None, false)
+            .await?;
+        let paying: Vec<String> = redis
+            .zrange(keys.hold_paying(concert), 0, -1, None, false, None, false)
+            .await?;
+        ids.extend(paying);
+        for id in ids {
+            let Ok(hold) = HoldId::parse(&id) else {
+                anyhow::bail!("hold set of concert {concert} has a malformed id {id:?}");
+            };
+            let fields: Vec<Option<String>> = redis
+                .hmget(
+                    keys.hold(concert, hold),
+                    vec!["user", "schedule", "section", "seats", "qty"],
+                )
+                .await?;
+            let number = |i: usize| -> Option<i64> { fields[i].as_deref()?.parse().ok() };
+            let (Some(user), Some(schedule), Some(quantity)) = (number(0), number(1), number(4))
+            else {
+                // Listed but without a record: a violation the diff counts as missing.
+                inv.holds.insert(
+                    id,
+                    LiveHold {
+                        user: 0,
+                        schedule: 0,
+                        section: None,
+                        seats: vec![],
+                        quantity: 0,
+                    },
+                );
+                continue;
+            };
+            if !audited.contains(&schedule) {
+                continue;
+            }
+            let mut seats: Vec<i64> = fields[3]
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .filter_map(|s| s.parse().ok())
+                .collect();
+            seats.sort_unstable();
+            inv.holds.insert(
+                id,
+                LiveHold {
+                    user,
+                    schedule,
+                    section: number(2),
+                    seats,
+                    quantity,
+                },
+            );
+        }
+    }
+    for (concert, section) in ga_sections {
+        let left: Option<i64> = redis
+            .get(keys.ga_remaining(ConcertId::new(*concert), SectionId::new(*section)))
+            .await?;
+        if let Some(left) = left {
+            inv.ga.insert(*section, left);
+        }
+    }
+    for (concert, schedule) in schedules {
+        let owners: BTreeMap<String, String> =
+            redis.hgetall(keys.seat_owners(*concert, *schedule)).await?;
+        for (seat, owner) in owners {
+            inv.owners.insert((schedule.get(), seat.parse()?), owner);
+        }
+        let tickets: BTreeMap<String, i64> = redis
+            .hgetall(keys.user_tickets(*concert, *schedule))
+            .await?;
+        for (user, n) in tickets {
+            inv.tickets.insert((schedule.get(), user.parse()?), n);
+        }
+    }
+    Ok(inv)
 }

@@ -8,6 +8,7 @@
 
 mod helpers;
 
+mod audit;
 mod concerts;
 mod errors;
 mod holds;
