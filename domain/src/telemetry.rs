@@ -59,3 +59,90 @@ pub fn init_metrics(idle: Option<Duration>) -> anyhow::Result<PrometheusHandle> 
     });
     Ok(handle)
 }
+
+/// How many concerts carry their own `concert` label at once in one limiter (one gateway's
+/// watched rooms, one worker's admitted rooms); the rest share `concert="other"`. An on-sale
+/// has a handful of concerts in play; seed 004's journey over random concerts put 4,000 of them
+/// in play and made each gateway's scrape 150k lines, which cost Prometheus a third of a core.
+pub const MAX_CONCERT_LABELS: usize = 50;
+
+/// The label every concert past [`MAX_CONCERT_LABELS`] shares.
+pub const OTHER_CONCERTS: &str = "other";
+
+/// Hands out per-concert label slots, at most [`MAX_CONCERT_LABELS`] at a time. Cheap to clone;
+/// clones share the slots.
+#[derive(Debug, Clone, Default)]
+pub struct ConcertLabels(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+/// The `concert` label of one concert's metrics: its id while it holds a slot, else
+/// [`OTHER_CONCERTS`]. Dropping it frees the slot (the series already exported stay until the
+/// recorder's idle timeout drops them).
+#[derive(Debug)]
+pub struct ConcertLabel {
+    value: String,
+    slot: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+}
+
+impl ConcertLabels {
+    /// The label for `concert`, taking a slot if one is free.
+    pub fn label(&self, concert: crate::concerts::ConcertId) -> ConcertLabel {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire};
+        let free = self
+            .0
+            .fetch_update(AcqRel, Acquire, |n| {
+                (n < MAX_CONCERT_LABELS).then_some(n + 1)
+            })
+            .is_ok();
+        ConcertLabel {
+            value: if free {
+                concert.to_string()
+            } else {
+                OTHER_CONCERTS.to_owned()
+            },
+            slot: free.then(|| self.0.clone()),
+        }
+    }
+}
+
+impl ConcertLabel {
+    /// The label value.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// Whether the concert has its own label (gauges are only exported then: a gauge shared by
+    /// many concerts would show whichever wrote last).
+    pub fn is_own(&self) -> bool {
+        self.slot.is_some()
+    }
+}
+
+impl Drop for ConcertLabel {
+    fn drop(&mut self) {
+        if let Some(slot) = &self.slot {
+            slot.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::concerts::ConcertId;
+
+    #[test]
+    fn concerts_past_the_cap_share_one_label_until_a_slot_is_freed() {
+        let labels = ConcertLabels::default();
+        let mut own: Vec<ConcertLabel> = (1..=MAX_CONCERT_LABELS as i64)
+            .map(|c| labels.label(ConcertId::new(c)))
+            .collect();
+        assert!(own.iter().all(ConcertLabel::is_own));
+        assert_eq!(own[6].value(), "7");
+        let extra = labels.label(ConcertId::new(1_000));
+        assert_eq!((extra.value(), extra.is_own()), (OTHER_CONCERTS, false));
+        drop(extra);
+        own.pop();
+        let next = labels.label(ConcertId::new(1_001));
+        assert_eq!((next.value(), next.is_own()), ("1001", true));
+    }
+}

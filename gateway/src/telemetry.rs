@@ -4,7 +4,11 @@
 use std::time::Instant;
 
 use axum::{extract::MatchedPath, extract::Request, middleware::Next, response::Response};
-use boxoffice_domain::{concerts::ConcertId, Error};
+use boxoffice_domain::{
+    concerts::ConcertId,
+    telemetry::{ConcertLabel, ConcertLabels},
+    Error,
+};
 
 /// When the request reached the gateway, so handlers can time their whole request (token
 /// checks in the extractors included).
@@ -39,8 +43,11 @@ pub async fn track(mut req: Request, next: Next) -> Response {
 /// [`IDLE_METRICS`] so `/metrics` only carries the concerts in play; a kept handle would
 /// outlive its series and record into nothing (metrics-rs issue #372). A lookup costs a
 /// fraction of a microsecond, well under 1 % of a poll.
+///
+/// The label is the concert's id while it holds one of the limited label slots (see
+/// [`ConcertLabels`]), `other` beyond them.
 pub struct ConcertMetrics {
-    concert: String,
+    concert: ConcertLabel,
 }
 
 /// How long a gateway series may go without an update before the recorder drops it. Long
@@ -75,26 +82,30 @@ fn outcome_label(outcome: Result<Outcome, &Error>) -> &'static str {
 }
 
 impl ConcertMetrics {
-    /// The metrics of `concert`.
-    pub fn new(concert: ConcertId) -> Self {
+    /// The metrics of `concert`, labelled from `labels`.
+    pub fn new(concert: ConcertId, labels: &ConcertLabels) -> Self {
         Self {
-            concert: concert.to_string(),
+            concert: labels.label(concert),
         }
+    }
+
+    fn label(&self) -> String {
+        self.concert.value().to_owned()
     }
 
     /// Records a join that started at `start`.
     pub fn join(&self, start: Instant, outcome: Result<Outcome, &Error>) {
-        metrics::histogram!("boxoffice_queue_join_duration_seconds", "concert" => self.concert.clone())
+        metrics::histogram!("boxoffice_queue_join_duration_seconds", "concert" => self.label())
             .record(start.elapsed().as_secs_f64());
-        metrics::counter!("boxoffice_queue_joins_total", "concert" => self.concert.clone(), "outcome" => outcome_label(outcome))
+        metrics::counter!("boxoffice_queue_joins_total", "concert" => self.label(), "outcome" => outcome_label(outcome))
             .increment(1);
     }
 
     /// Records a poll that started at `start`.
     pub fn poll(&self, start: Instant, outcome: Result<Outcome, &Error>) {
-        metrics::histogram!("boxoffice_queue_poll_duration_seconds", "concert" => self.concert.clone())
+        metrics::histogram!("boxoffice_queue_poll_duration_seconds", "concert" => self.label())
             .record(start.elapsed().as_secs_f64());
-        metrics::counter!("boxoffice_queue_polls_total", "concert" => self.concert.clone(), "outcome" => outcome_label(outcome))
+        metrics::counter!("boxoffice_queue_polls_total", "concert" => self.label(), "outcome" => outcome_label(outcome))
             .increment(1);
     }
 }

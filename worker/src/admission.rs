@@ -14,6 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use boxoffice_domain::telemetry::{ConcertLabel, ConcertLabels};
 use boxoffice_domain::{
     concerts::ConcertId,
     now_ms,
@@ -77,6 +78,8 @@ struct Admitter {
     plans: HashMap<ConcertId, AdmissionPlan>,
     plans_loaded: Option<Instant>,
     metrics: HashMap<ConcertId, ConcertGauges>,
+    /// Label slots for the rooms' metrics; a room keeps its slot while it is ticked here.
+    labels: ConcertLabels,
     /// Empty rooms, and when each is next due a tick.
     idle_until: HashMap<ConcertId, Instant>,
     idle_every: Duration,
@@ -101,6 +104,7 @@ impl Admitter {
             plans: HashMap::new(),
             plans_loaded: None,
             metrics: HashMap::new(),
+            labels: ConcertLabels::default(),
             idle_until: HashMap::new(),
             idle_every: IDLE_EVERY.min(deps.config.queue_lease / 2),
             deps,
@@ -198,10 +202,9 @@ impl Admitter {
     }
 
     fn record(&mut self, concert: ConcertId, report: &TickReport) {
-        let gauges = self
-            .metrics
-            .entry(concert)
-            .or_insert_with(|| ConcertGauges::new(concert, report.admitted_total));
+        let gauges = self.metrics.entry(concert).or_insert_with(|| {
+            ConcertGauges::new(self.labels.label(concert), report.admitted_total)
+        });
         gauges.waiting.set(report.waiting as f64);
         gauges.active.set(report.active as f64);
         gauges.front.set(report.front as f64);
@@ -234,21 +237,33 @@ struct ConcertGauges {
     expired: Counter,
     window_start: Instant,
     window_total: i64,
+    /// Holds the label slot while the room is tracked.
+    _label: ConcertLabel,
 }
 
 impl ConcertGauges {
-    fn new(concert: ConcertId, admitted_total: i64) -> Self {
-        let id = concert.to_string();
+    /// A concert past the label cap counts under `concert="other"` and has no gauges (one
+    /// gauge shared by many rooms would show whichever wrote last).
+    fn new(label: ConcertLabel, admitted_total: i64) -> Self {
+        let id = label.value().to_owned();
+        let gauge = |name: &'static str| {
+            if label.is_own() {
+                metrics::gauge!(name, "concert" => id.clone())
+            } else {
+                Gauge::noop()
+            }
+        };
         Self {
-            waiting: metrics::gauge!("boxoffice_queue_waiting", "concert" => id.clone()),
-            active: metrics::gauge!("boxoffice_queue_active", "concert" => id.clone()),
-            front: metrics::gauge!("boxoffice_queue_front", "concert" => id.clone()),
-            per_second: metrics::gauge!("boxoffice_queue_admitted_per_second", "concert" => id.clone()),
+            waiting: gauge("boxoffice_queue_waiting"),
+            active: gauge("boxoffice_queue_active"),
+            front: gauge("boxoffice_queue_front"),
+            per_second: gauge("boxoffice_queue_admitted_per_second"),
             admitted: metrics::counter!("boxoffice_queue_admitted_total", "concert" => id.clone()),
             abandoned: metrics::counter!("boxoffice_queue_abandoned_total", "concert" => id.clone()),
             expired: metrics::counter!("boxoffice_queue_expired_total", "concert" => id),
             window_start: Instant::now(),
             window_total: admitted_total,
+            _label: label,
         }
     }
 }

@@ -30,6 +30,7 @@ use futures::StreamExt;
 use moka::sync::Cache;
 
 use crate::telemetry::ConcertMetrics;
+use boxoffice_domain::telemetry::ConcertLabels;
 
 /// Every cache of one gateway replica.
 #[derive(Clone)]
@@ -166,6 +167,8 @@ struct ViewsInner {
     room: Room,
     ended: EndedSessions,
     entries: RwLock<HashMap<ConcertId, Arc<Watch>>>,
+    /// Label slots of the watched concerts' metrics, freed as watches are dropped.
+    labels: ConcertLabels,
     max_age: Duration,
     epoch: Instant,
 }
@@ -198,6 +201,7 @@ impl QueueViews {
             room,
             ended,
             entries: RwLock::default(),
+            labels: ConcertLabels::default(),
             max_age: Self::max_age_for(config.queue_state_ttl),
             epoch: Instant::now(),
         }))
@@ -275,7 +279,7 @@ impl QueueViews {
                     })),
                     refresh: tokio::sync::Mutex::new(None),
                     last_used: AtomicU64::new(self.elapsed_ms()),
-                    metrics: ConcertMetrics::new(concert),
+                    metrics: ConcertMetrics::new(concert, &self.0.labels),
                 })
             })
             .clone()
