@@ -311,7 +311,7 @@ pub async fn redis_checks(
 }
 
 /// A live hold as both stores describe it. Seats sorted; `section` only for general admission.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct LiveHold {
     user: i64,
     schedule: i64,
@@ -531,17 +531,8 @@ async fn from_redis(
             let number = |i: usize| -> Option<i64> { fields[i].as_deref()?.parse().ok() };
             let (Some(user), Some(schedule), Some(quantity)) = (number(0), number(1), number(4))
             else {
-                // Listed but without a record: a violation the diff counts as missing.
-                inv.holds.insert(
-                    id,
-                    LiveHold {
-                        user: 0,
-                        schedule: 0,
-                        section: None,
-                        seats: vec![],
-                        quantity: 0,
-                    },
-                );
+                // Listed without a record: an empty hold, which no Postgres hold equals.
+                inv.holds.insert(id, LiveHold::default());
                 continue;
             };
             if !audited.contains(&schedule) {
