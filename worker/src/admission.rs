@@ -1,5 +1,6 @@
 //! The admission loop: every `BOXOFFICE_TICK_MS`, for each concert with a waiting room in use
-//! (the registry the gateways add to), run one admission tick (`queue_admit.lua`).
+//! (the registry the gateways add to), run one admission tick (`queue_admit.lua`). A room
+//! that stays empty leaves the registry until someone joins again.
 //!
 //! Invariant 2 (FIFO admission) and the rate and capacity promises live in the script: it
 //! admits in place order, at most the policy rate (a token bucket kept in Redis) and never
@@ -21,6 +22,7 @@ use boxoffice_domain::{
     queue::{
         pg::{self as queue_pg, AdmissionPlan},
         redis::{self as queue_redis, Tick, TickParams, TickReport},
+        room::REGISTRATION_REFRESH,
     },
 };
 use futures::StreamExt;
@@ -44,6 +46,12 @@ const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// room waits up to this long for admission; the bucket refills by elapsed time, so the
 /// rate is not lost.
 const IDLE_EVERY: Duration = Duration::from_secs(1);
+
+/// An empty room whose registration is older than this leaves the work list (a gateway
+/// registers it again on the next join). Twice the gateways' refresh, so a room anyone joined
+/// lately is never retired. A sale spread over thousands of concerts left every one of them
+/// ticked once a second for the rest of its sale window without this.
+const RETIRE_AFTER: Duration = Duration::from_secs(2 * REGISTRATION_REFRESH.as_secs());
 
 /// Spawns the admission loop; it returns when `cancel` fires, between ticks.
 pub fn spawn(deps: Deps, cancel: CancellationToken) -> JoinHandle<()> {
@@ -168,23 +176,35 @@ impl Admitter {
                     metrics::counter!("boxoffice_queue_ticks_total", "outcome" => "ran")
                         .increment(1);
                     self.record(plan.concert, &report);
-                    if report.waiting == 0 && report.active == 0 {
-                        self.idle_until.insert(plan.concert, now + self.idle_every);
-                    } else {
-                        self.idle_until.remove(&plan.concert);
-                    }
                     if report.shuffled > 0 {
                         tracing::info!(concert = %plan.concert, users = report.shuffled, "pre-queue shuffled at opening");
                     }
-                    if now_ms() >= plan.window.closes_ms
-                        && report.waiting == 0
-                        && report.active == 0
-                    {
+                    if report.waiting != 0 || report.active != 0 {
+                        self.idle_until.remove(&plan.concert);
+                        continue;
+                    }
+                    self.idle_until.insert(plan.concert, now + self.idle_every);
+                    let Deps {
+                        redis,
+                        scripts,
+                        keys,
+                        ..
+                    } = &self.deps;
+                    let gone = if now_ms() >= plan.window.closes_ms {
                         // The sale is over and the room is empty: stop ticking it.
-                        queue_redis::deregister(&self.deps.redis, &self.deps.keys, plan.concert)
-                            .await?;
+                        queue_redis::deregister(redis, keys, plan.concert).await?;
+                        true
+                    } else {
+                        // Empty and nobody joined lately: off the list until a join
+                        // registers it again.
+                        let cutoff = now_ms() - RETIRE_AFTER.as_millis() as i64;
+                        queue_redis::retire(redis, scripts, keys, plan.concert, cutoff).await?
+                    };
+                    if gone {
+                        tracing::debug!(concert = %plan.concert, "empty room off the work list");
                         self.plans.remove(&plan.concert);
                         self.metrics.remove(&plan.concert);
+                        self.idle_until.remove(&plan.concert);
                     }
                 }
                 Ok(Tick::Busy { .. }) => {

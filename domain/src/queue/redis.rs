@@ -346,12 +346,19 @@ pub async fn admit(
     }
 }
 
-/// Adds `concert` to the admitter's work list. A single-key command, outside any script:
-/// the registry has no hash tag (it spans concerts).
+/// Adds `concert` to the admitter's work list, or refreshes its registration time. A
+/// single-key command, outside any script: the registry has no hash tag (it spans concerts).
 pub async fn register(redis: &Pool, keys: &Keys, concert: ConcertId) -> Result<()> {
     let _: i64 = redis
         .next()
-        .sadd(keys.queue_registry(), concert.get())
+        .zadd(
+            keys.queue_registry(),
+            None,
+            None,
+            false,
+            false,
+            (crate::now_ms() as f64, concert.get()),
+        )
         .await?;
     Ok(())
 }
@@ -360,13 +367,38 @@ pub async fn register(redis: &Pool, keys: &Keys, concert: ConcertId) -> Result<(
 pub async fn deregister(redis: &Pool, keys: &Keys, concert: ConcertId) -> Result<()> {
     let _: i64 = redis
         .next()
-        .srem(keys.queue_registry(), concert.get())
+        .zrem(keys.queue_registry(), concert.get())
         .await?;
     Ok(())
 }
 
+/// Takes an empty room off the work list if no gateway registered it since `cutoff_ms`; true
+/// when removed. Safe against a join racing the removal: a gateway re-registers a concert at
+/// least every [`super::room::REGISTRATION_REFRESH`], far sooner than any cutoff the worker
+/// uses, so a room someone just joined always has a registration newer than the cutoff.
+pub async fn retire(
+    redis: &Pool,
+    scripts: &Scripts,
+    keys: &Keys,
+    concert: ConcertId,
+    cutoff_ms: i64,
+) -> Result<bool> {
+    let removed: i64 = scripts
+        .run(
+            redis,
+            &scripts.retire_concert,
+            vec![keys.queue_registry()],
+            vec![concert.get(), cutoff_ms],
+        )
+        .await?;
+    Ok(removed == 1)
+}
+
 /// The concerts with a waiting room in use.
 pub async fn registry(redis: &Pool, keys: &Keys) -> Result<Vec<ConcertId>> {
-    let members: Vec<i64> = redis.next().smembers(keys.queue_registry()).await?;
+    let members: Vec<i64> = redis
+        .next()
+        .zrange(keys.queue_registry(), 0, -1, None, false, None, false)
+        .await?;
     Ok(members.into_iter().map(ConcertId::new).collect())
 }

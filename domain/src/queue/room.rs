@@ -28,10 +28,11 @@ use crate::{
     Error, Result,
 };
 
-/// How often a replica re-adds a concert it serves to the admitter's registry. Once per
-/// concert per replica would do while Redis keeps its data; re-adding every 30 s also heals a
-/// Redis that restarted empty, at the cost of one `SADD` per concert per replica per 30 s.
-const REGISTRATION_REFRESH: Duration = Duration::from_secs(30);
+/// How often a replica re-registers a concert it takes joins for. It keeps the registration
+/// newer than the worker's retirement cutoff for every room in use (see
+/// [`queue_redis::retire`]), and heals a Redis that restarted empty, at the cost of one `ZADD`
+/// per concert per replica per 30 s.
+pub const REGISTRATION_REFRESH: Duration = Duration::from_secs(30);
 
 /// The waiting room of one replica. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -41,7 +42,7 @@ pub struct Room {
     keys: Keys,
     tokens: QueueTokens,
     heartbeats: Arc<Heartbeats>,
-    /// Concerts this replica registered, and when: one `SADD` per concert per
+    /// Concerts this replica registered, and when: one `ZADD` per concert per
     /// [`REGISTRATION_REFRESH`], not per join. A std `Mutex`: one map lookup, never held
     /// across an await.
     registered: Arc<Mutex<HashMap<ConcertId, Instant>>>,

@@ -84,9 +84,11 @@ impl Keys {
         self.concert("q", concert, "lease")
     }
 
-    /// SET of concert ids with a waiting room in use; the admitter's work list.
+    /// ZSET of concert ids with a waiting room in use, scored by when a gateway last
+    /// registered the concert (epoch ms); the admitter's work list. (`q:rooms`, not the
+    /// `q:concerts` SET of earlier versions, so an old keyspace cannot meet the new type.)
     pub fn queue_registry(&self) -> String {
-        format!("{}:q:concerts", self.ns)
+        format!("{}:q:rooms", self.ns)
     }
 
     // --- seats, counters and holds ------------------------------------------------------------

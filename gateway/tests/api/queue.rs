@@ -430,6 +430,69 @@ async fn join_refuses_unknown_closed_and_sold_out_concerts_and_takes_pre_queue_j
 // --- admission --------------------------------------------------------------------------------
 
 #[tokio::test]
+async fn an_empty_room_nobody_joined_lately_leaves_the_work_list_until_the_next_join() {
+    let app = spawn_queue_app().await;
+    let (empty, busy) = (open_concert(&app).await, open_concert(&app).await);
+    put_policy(&app, busy, policy(10, 1, 600, 600, false)).await;
+    let crowd = users(&app, 4).await;
+    let (_, body) = join(&app, empty, &crowd[0]).await;
+    leave(&app, empty, &crowd[0], &token_of(&body)).await;
+    join(&app, busy, &crowd[1]).await;
+    join(&app, busy, &crowd[2]).await;
+    // Both registrations made two minutes old, as if no gateway had seen a join since.
+    let registry = app.keys.queue_registry();
+    let old = (boxoffice_domain::now_ms() - 120_000) as f64;
+    let _: i64 = app
+        .redis
+        .zadd(
+            &registry,
+            None,
+            None,
+            false,
+            false,
+            vec![(old, empty.get()), (old, busy.get())],
+        )
+        .await
+        .unwrap();
+    let registered = |concert: ConcertId| {
+        let (redis, registry) = (app.redis.clone(), registry.clone());
+        async move {
+            let score: Option<f64> = redis.zscore(&registry, concert.get()).await.unwrap();
+            score.is_some()
+        }
+    };
+
+    let worker = spawn_worker(app.config.clone()).await;
+    eventually(Duration::from_secs(5), "the empty room retired", || async {
+        !registered(empty).await
+    })
+    .await;
+    // The room with one user ACTIVE and one waiting was ticked too, and stays.
+    eventually(Duration::from_secs(5), "busy room admitted one", || async {
+        active_count(&app, busy).await == 1
+    })
+    .await;
+    assert!(
+        registered(busy).await,
+        "a room with people in it left the work list"
+    );
+
+    // A join (on a replica that has not registered the room lately) brings it back, and
+    // the worker admits again.
+    let twin = spawn_twin(&app).await;
+    let (status, body) = join(&twin, empty, &crowd[3]).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(registered(empty).await);
+    poll_until(&twin, empty, &crowd[3], &token_of(&body), |b| {
+        b["status"] == "ACTIVE"
+    })
+    .await;
+    worker.stop().await;
+    twin.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn users_are_admitted_in_the_order_they_joined() {
     let app = spawn_queue_app().await;
     let concert = open_concert(&app).await;

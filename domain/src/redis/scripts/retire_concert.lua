@@ -1,6 +1,7 @@
--- retire_concert: takes a concert off the sales work list if nobody registered it lately.
+-- retire_concert: takes a concert off a work list (the sales registry or the waiting-room
+-- registry) if nobody registered it lately.
 --
--- KEYS[1] sales_registry  ZSET  concertId scored by the epoch ms it was last registered
+-- KEYS[1] registry  ZSET  concertId scored by the epoch ms it was last registered
 -- ARGV[1] concertId
 -- ARGV[2] cutoff ms: remove only if the last registration is older than this
 --
