@@ -15,7 +15,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use boxoffice_domain::telemetry::{ConcertLabel, ConcertLabels};
 use boxoffice_domain::{
     concerts::ConcertId,
     now_ms,
@@ -24,6 +23,7 @@ use boxoffice_domain::{
         redis::{self as queue_redis, Tick, TickParams, TickReport},
         room::REGISTRATION_REFRESH,
     },
+    telemetry::{ConcertLabel, ConcertLabels},
 };
 use futures::StreamExt;
 use metrics::{Counter, Gauge};

@@ -24,13 +24,13 @@ use boxoffice_domain::{
         redis::{WatchFrom, Watched},
         AdmissionView, Room, SaleWindow,
     },
+    telemetry::ConcertLabels,
     Config, Error, Result,
 };
 use futures::StreamExt;
 use moka::sync::Cache;
 
 use crate::telemetry::ConcertMetrics;
-use boxoffice_domain::telemetry::ConcertLabels;
 
 /// Every cache of one gateway replica.
 #[derive(Clone)]
