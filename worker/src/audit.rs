@@ -233,16 +233,29 @@ fn print(o: &Outcome) {
 /// writes the hold mirror a few ticks after the API answered.
 async fn postgres_check(pg: &PgPool, check: &Check) -> anyhow::Result<Outcome> {
     let attempts = if check.settles { SETTLE_ATTEMPTS } else { 1 };
-    let mut conn = pg.acquire().await?;
-    let mut outcome = evaluate(&mut conn, check).await?;
+    let mut outcomes = settled(attempts, || async {
+        Ok(vec![evaluate(&mut *pg.acquire().await?, check).await?])
+    })
+    .await?;
+    Ok(outcomes.remove(0))
+}
+
+/// Runs `pass` until it reports no violation, at most `attempts` times one second apart, and
+/// returns the last outcomes.
+async fn settled<F, Fut>(attempts: usize, mut pass: F) -> anyhow::Result<Vec<Outcome>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Vec<Outcome>>>,
+{
+    let mut outcomes = pass().await?;
     for _ in 1..attempts {
-        if outcome.violations == 0 {
+        if outcomes.iter().all(|o| o.violations == 0) {
             break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
-        outcome = evaluate(&mut conn, check).await?;
+        outcomes = pass().await?;
     }
-    Ok(outcome)
+    Ok(outcomes)
 }
 
 /// Evaluates one check once, on `conn` (tests run it inside a transaction they roll back).
@@ -299,15 +312,10 @@ pub async fn redis_checks(
     keys: &Keys,
     schedules: &[(ConcertId, ScheduleId)],
 ) -> anyhow::Result<Vec<Outcome>> {
-    let mut outcomes = compare_inventory(pg, redis, keys, schedules).await?;
-    for _ in 1..SETTLE_ATTEMPTS {
-        if outcomes.iter().all(|o| o.violations == 0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        outcomes = compare_inventory(pg, redis, keys, schedules).await?;
-    }
-    Ok(outcomes)
+    settled(SETTLE_ATTEMPTS, || {
+        compare_inventory(pg, redis, keys, schedules)
+    })
+    .await
 }
 
 /// A live hold as both stores describe it. Seats sorted; `section` only for general admission.

@@ -12,7 +12,7 @@ use fred::prelude::*;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    buyers, charge, create_concert, hold_ok, pay, seat_ids, spawn_app_with, spawn_worker,
+    buyers, charge, create_concert, hold_ok, pay_ok, seat_ids, spawn_app_with, spawn_worker,
     test_config, Sale, TestApp,
 };
 
@@ -69,13 +69,10 @@ async fn every_audit_check_passes_on_real_sales_and_fails_on_its_corruption() {
         json!({ "sectionId": ga, "quantity": 2 }),
     )
     .await;
-    let mut paid = Vec::new();
-    for hold in [&seat_hold, &ga_hold] {
-        let id = hold["holdId"].as_str().unwrap();
-        let response = pay(&app.http, &app.url(""), &payer.user, id, &format!("k-{id}")).await;
-        assert_eq!(response.status(), 201);
-        paid.push(response.json::<Value>().await.unwrap());
-    }
+    let paid = [
+        pay_ok(&app, &payer.user, &seat_hold).await,
+        pay_ok(&app, &payer.user, &ga_hold).await,
+    ];
     let live = hold_ok(
         &app,
         holder,

@@ -387,6 +387,17 @@ pub async fn pay(
         .expect(START_HINT)
 }
 
+/// Pays a hold (its body from [`hold_ok`]) with a key derived from its id, asserts 201 and
+/// returns the payment.
+pub async fn pay_ok(app: &TestApp, user: &User, hold: &Value) -> Value {
+    let id = hold["holdId"].as_str().expect("holdId");
+    let response = pay(&app.http, &app.url(""), user, id, &format!("k-{id}")).await;
+    let status = response.status();
+    let body: Value = response.json().await.expect("payment body");
+    assert_eq!(status, 201, "payment refused: {body}");
+    body
+}
+
 /// Charges `amount` points to `user` and asserts success.
 pub async fn charge(app: &TestApp, user: &User, amount: i64) {
     let response = app

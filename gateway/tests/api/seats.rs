@@ -8,8 +8,8 @@ use fred::prelude::*;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_problem, buyers, charge, create_concert, eventually, get_active, hold_ok, pay, seat_ids,
-    spawn_app_with, statuses, test_config, Sale,
+    assert_problem, buyers, charge, create_concert, eventually, get_active, hold_ok, pay_ok,
+    seat_ids, spawn_app_with, statuses, test_config, Sale,
 };
 
 fn section(sections: &Value, id: i64) -> &Value {
@@ -57,9 +57,7 @@ async fn dates_list_the_schedules_on_sale_with_tickets_left() {
     let ga = json!({ "sectionId": concert.ga_section, "quantity": 1 });
     let ga_hold = hold_ok(&app, payer, concert.schedule, ga).await;
     for hold in [&seat_hold, &ga_hold] {
-        let id = hold["holdId"].as_str().unwrap();
-        let response = pay(&app.http, &app.url(""), &payer.user, id, &format!("k-{id}")).await;
-        assert_eq!(response.status(), 201);
+        pay_ok(&app, &payer.user, hold).await;
     }
     hold_ok(
         &app,
@@ -257,24 +255,8 @@ async fn a_schedule_is_rebuilt_from_postgres_when_redis_lost_its_inventory() {
         json!({ "sectionId": concert.ga_section, "quantity": 3 }),
     )
     .await;
-    let response = pay(
-        &app.http,
-        &app.url(""),
-        &buyer.user,
-        sold["holdId"].as_str().unwrap(),
-        "k",
-    )
-    .await;
-    assert_eq!(response.status(), 201);
-    let ga_paid = pay(
-        &app.http,
-        &app.url(""),
-        &buyer.user,
-        ga["holdId"].as_str().unwrap(),
-        "k2",
-    )
-    .await;
-    assert_eq!(ga_paid.status(), 201);
+    pay_ok(&app, &buyer.user, &sold).await;
+    pay_ok(&app, &buyer.user, &ga).await;
     // Redis loses everything it had for this concert (as after a restart without persistence).
     let (c, s) = (
         concert.id,
