@@ -4,6 +4,9 @@
 use boxoffice_domain::{telemetry, Config};
 use boxoffice_gateway::{shutdown, startup::Application};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;

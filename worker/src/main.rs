@@ -8,6 +8,9 @@
 use boxoffice_domain::{telemetry, Config};
 use boxoffice_worker::{audit, seed, shutdown, startup};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;

@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 
-use fred::{prelude::*, types::Value};
+use fred::{
+    prelude::*,
+    types::{ClusterHash, CustomCommand, Value},
+};
 
 use super::{Footprint, HoldEvent, HoldId, Store};
 use crate::{
@@ -80,19 +83,19 @@ pub async fn hold_seats(
 /// Takes `quantity` places of a general-admission section for a new hold. `Ok(None)` when the
 /// schedule's inventory is not loaded yet.
 ///
-/// The places come off the counter with `MULTI; EXISTS loaded; DECRBY remaining q; EXEC`, and
-/// are given back with `INCRBY q` when the result is below zero (seed 000's counter, with the
-/// compensation it lacked). No script is needed for the counter: `DECRBY` is atomic, so
-/// concurrent requests get distinct results and exactly those whose result is >= 0 fit; the
-/// compensation returns exactly what was taken, so after every request has finished the
-/// counter is exact. The counter can read below zero only between a decrement and its
-/// compensation, and nobody is sold a place on a negative result. The `MULTI` makes the
-/// loaded check and the decrement one step. The price of the pattern: near sell-out, a request
-/// can be refused while another's over-large decrement is being given back (it sees a
-/// transiently low counter); it never oversells. The gateway runs this on a task of its own,
-/// so a client that disconnects cannot stop it between the two steps. A process killed
-/// between them leaves the places taken and never sold: an undersell, not an oversell, and
-/// nothing gives them back unless the schedule is reloaded from Postgres.
+/// One round trip: `MULTI; DECRBY remaining q; EVALSHA hold_ga; EXEC`. The places come off the
+/// counter with `DECRBY` (seed 000's counter): it is atomic, so concurrent requests get
+/// distinct results and exactly those whose result is >= 0 fit. Seed 000 compensated a
+/// negative result in a later command, so the counter read low meanwhile and a crash between
+/// the two lost places; here the compensation is `hold_ga.lua`, in the same `EXEC`, which
+/// records the hold or gives the places back (sold out, over the ticket limit, not loaded)
+/// before any other client runs. The counter is exact after every request, and never below 0.
+///
+/// Redis runs the queued commands even when one fails, so a `NOSCRIPT` (Redis lost its script
+/// cache) means the decrement ran and the script did not: the places are given back, the
+/// script loaded, and the step tried once more. Any other failure leaves the outcome unknown
+/// (the reply may have been lost after `EXEC` ran), so nothing is given back: at worst places
+/// stay taken and unsold, an undersell the audit reports, never an oversell.
 pub async fn hold_general(
     store: Store<'_>,
     schedule: &Schedule,
@@ -105,25 +108,13 @@ pub async fn hold_general(
     let (k, c, s) = (store.keys, schedule.concert, schedule.id);
     let counter = k.ga_remaining(c, section);
     let q = i64::from(quantity);
-    let client = store.redis_tx.next();
-    let tx = client.multi();
-    let _: () = tx.exists(k.inventory_loaded(c, s)).await?;
-    let _: () = tx.decr_by(&counter, q).await?;
-    let (loaded, remaining): (i64, i64) = tx.exec(true).await?;
-    if loaded == 0 || remaining < 0 {
-        give_back(store.redis, &counter, q).await?;
-        return if loaded == 0 {
-            Ok(None)
-        } else {
-            Err(Error::SoldOut)
-        };
-    }
     let keys = vec![
         k.user_tickets(c, s),
         k.hold(c, hold),
         k.hold_expiry(c),
         k.hold_events(c),
         counter.clone(),
+        k.inventory_loaded(c, s),
     ];
     let args = vec![
         hold.to_string(),
@@ -135,18 +126,31 @@ pub async fn hold_general(
         q.to_string(),
         amount.to_string(),
     ];
-    let reply = store
-        .scripts
-        .run::<Vec<Value>>(store.redis, &store.scripts.hold_ga, keys, args)
-        .await;
-    match reply {
-        Ok(reply) => placed(reply, store.config.ticket_limit),
-        Err(e) => {
-            // The script did not run (Redis failed between the two steps): give the places
-            // back so they are not lost. If Redis is down this fails too and the places stay
-            // taken until an operator reconciles; that never oversells.
-            give_back(store.redis, &counter, q).await?;
-            Err(e.into())
+    let script = &store.scripts.hold_ga;
+    // fred types no EVALSHA inside a transaction, so it goes as a raw command, routed (on a
+    // cluster) to the slot every key of the concert shares.
+    let slot = fred::util::redis_keyslot(counter.as_bytes());
+    let mut evalsha: Vec<Value> = Vec::with_capacity(2 + keys.len() + args.len());
+    evalsha.push(script.sha1().clone().into());
+    evalsha.push(Value::Integer(keys.len() as i64));
+    evalsha.extend(keys.into_iter().map(Value::from));
+    evalsha.extend(args.into_iter().map(Value::from));
+    let mut reloaded = false;
+    loop {
+        let tx = store.redis_tx.next().multi();
+        let _: () = tx.decr_by(&counter, q).await?;
+        let command = CustomCommand::new_static("EVALSHA", ClusterHash::Custom(slot), false);
+        let _: () = tx.custom(command, evalsha.clone()).await?;
+        // abort_on_error = false: an error inside EXEC's reply is a command that failed after
+        // the others ran, which is what the NOSCRIPT branch must know.
+        match tx.exec::<(i64, Vec<Value>)>(false).await {
+            Ok((_, reply)) => return placed(reply, store.config.ticket_limit),
+            Err(e) if !reloaded && e.details().starts_with("NOSCRIPT") => {
+                give_back(store.redis, &counter, q).await?;
+                script.load(store.redis.next()).await?;
+                reloaded = true;
+            }
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -163,6 +167,7 @@ fn placed(reply: Vec<Value>, limit: u32) -> Result<Option<i64>> {
         Tagged::Ok(data) => Ok(Some(int(&data, 0)?)),
         Tagged::Err(code) => match code.as_str() {
             "NOT_LOADED" => Ok(None),
+            "SOLD_OUT" => Err(Error::SoldOut),
             "SEAT_UNAVAILABLE" => Err(Error::SeatUnavailable),
             "HOLD_LIMIT_EXCEEDED" => Err(Error::HoldLimitExceeded { limit }),
             other => Err(anyhow::anyhow!("hold script replied {other}").into()),

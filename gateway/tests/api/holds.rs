@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     assert_problem, buyers, charge, create_concert, eventually, hold_ok, pay, post_hold, seat_ids,
-    spawn_app_with, spawn_worker, test_config, Sale, TestApp,
+    spawn_app, spawn_app_with, spawn_worker, test_config, Sale, TestApp,
 };
 
 /// Sends `requests` (app index, buyer index, body) at once, `concurrency` in flight, and
@@ -262,6 +262,44 @@ async fn a_user_holds_at_most_the_ticket_limit_per_schedule() {
         json!({ "sectionId": concert.ga_section, "quantity": 1 }),
     )
     .await;
+}
+
+/// `SCRIPT FLUSH` makes the `EVALSHA` inside the hold's `MULTI` fail after its `DECRBY` ran:
+/// the places must be given back before the retry takes them again, or they are lost.
+#[tokio::test]
+async fn a_general_admission_hold_after_redis_lost_its_scripts_takes_its_places_once() {
+    let app = spawn_app().await;
+    let concert = create_concert(&app.pg, Sale::Open, 1, 5, Some(100)).await;
+    let buyer = &buyers(&app, concert.id, 1).await[0];
+    let ga = concert.ga_section.unwrap();
+    // Loads the schedule's inventory, so the next hold goes straight to the MULTI.
+    hold_ok(
+        &app,
+        buyer,
+        concert.schedule,
+        json!({ "sectionId": ga, "quantity": 1 }),
+    )
+    .await;
+    let _: () = app.redis.script_flush(false).await.unwrap();
+    hold_ok(
+        &app,
+        buyer,
+        concert.schedule,
+        json!({ "sectionId": ga, "quantity": 2 }),
+    )
+    .await;
+    let remaining: i64 = app
+        .redis
+        .get(
+            app.keys
+                .ga_remaining(concert.id, boxoffice_domain::concerts::SectionId::new(ga)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        remaining, 97,
+        "3 places held, none lost to the failed attempt"
+    );
 }
 
 #[tokio::test]
