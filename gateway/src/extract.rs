@@ -75,6 +75,38 @@ impl<S: Send + Sync> FromRequestParts<S> for RequiredIdempotencyKey {
     }
 }
 
+/// Whether the client accepts a gzip-encoded response (`Accept-Encoding` names `gzip` or `*`
+/// with a non-zero q-value). Never a rejection: an unreadable header just means no.
+#[derive(Debug, Clone, Copy)]
+pub struct AcceptsGzip(pub bool);
+
+impl<S: Send + Sync> FromRequestParts<S> for AcceptsGzip {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let accepts = parts
+            .headers
+            .get_all(http::header::ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(accepts_gzip);
+        Ok(Self(accepts))
+    }
+}
+
+/// One `Accept-Encoding` element: `gzip` or `*`, unless its q-value is zero.
+fn accepts_gzip(element: &str) -> bool {
+    let mut parts = element.split(';').map(str::trim);
+    let coding = parts.next().unwrap_or_default();
+    if !(coding.eq_ignore_ascii_case("gzip") || coding == "*") {
+        return false;
+    }
+    parts
+        .filter_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
+        .all(|q| q.trim().parse::<f32>().is_ok_and(|q| q > 0.0))
+}
+
 /// A JSON body, with axum's rejections mapped to problem codes.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
@@ -261,7 +293,19 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::{accepts_gzip, constant_time_eq};
+
+    #[test]
+    fn gzip_is_accepted_when_named_or_wildcarded_without_a_zero_q() {
+        assert!(accepts_gzip("gzip"));
+        assert!(accepts_gzip(" GZIP;q=0.5"));
+        assert!(accepts_gzip("*"));
+        assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip("gzip; q=0.0"));
+        assert!(!accepts_gzip("deflate"));
+        assert!(!accepts_gzip("br"));
+        assert!(!accepts_gzip(""));
+    }
 
     #[test]
     fn only_the_identical_secret_is_equal() {

@@ -5,7 +5,7 @@
 
 mod sales;
 
-pub use sales::SalesCaches;
+pub use sales::{SalesCaches, View};
 
 use std::{
     collections::HashMap,

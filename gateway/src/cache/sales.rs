@@ -32,10 +32,10 @@ use super::Caches;
 pub struct SalesCaches {
     schedules: Loading<ScheduleId, Arc<Schedule>>,
     seats: Loading<ScheduleId, Arc<ScheduleSeats>>,
-    dates: Loading<ConcertId, Bytes>,
-    sections: Loading<ScheduleId, Bytes>,
-    seat_maps: Loading<(ScheduleId, SectionId), Bytes>,
-    concerts: Loading<ConcertId, Bytes>,
+    dates: Loading<ConcertId, View>,
+    sections: Loading<ScheduleId, View>,
+    seat_maps: Loading<(ScheduleId, SectionId), View>,
+    concerts: Loading<ConcertId, View>,
 }
 
 /// How old a view of live inventory may be (dates, sections, seat maps): the cross-replica
@@ -112,30 +112,30 @@ impl Caches {
 
     /// `GET /concerts/{id}`, serialised: the most read page of an on-sale, one Postgres round
     /// trip per concert per second per replica instead of two per request.
-    pub async fn concert(&self, pg: &deadpool_postgres::Pool, id: ConcertId) -> Result<Bytes> {
+    pub async fn concert(&self, pg: &deadpool_postgres::Pool, id: ConcertId) -> Result<View> {
         self.sales
             .concerts
-            .get_or_load(id, async { json(&concerts::pg::get(pg, id).await?) })
+            .get_or_load(id, async { View::of(&concerts::pg::get(pg, id).await?) })
             .await
     }
 
     /// `GET /concerts/{id}/schedules`, serialised.
-    pub async fn dates(&self, pg: &deadpool_postgres::Pool, concert: ConcertId) -> Result<Bytes> {
+    pub async fn dates(&self, pg: &deadpool_postgres::Pool, concert: ConcertId) -> Result<View> {
         self.sales
             .dates
             .get_or_load(concert, async {
-                json(&concerts::pg::available_dates(pg, concert).await?)
+                View::of(&concerts::pg::available_dates(pg, concert).await?)
             })
             .await
     }
 
     /// `GET /schedules/{id}/sections`, serialised.
-    pub async fn sections(&self, store: Store<'_>, schedule: &Schedule) -> Result<Bytes> {
+    pub async fn sections(&self, store: Store<'_>, schedule: &Schedule) -> Result<View> {
         self.sales
             .sections
             .get_or_load(schedule.id, async {
                 let seats = self.seats(store.pg, schedule.id).await?;
-                json(&holds::sections(store, schedule, &seats).await?)
+                View::of(&holds::sections(store, schedule, &seats).await?)
             })
             .await
     }
@@ -146,12 +146,12 @@ impl Caches {
         store: Store<'_>,
         schedule: &Schedule,
         section: SectionId,
-    ) -> Result<Bytes> {
+    ) -> Result<View> {
         self.sales
             .seat_maps
             .get_or_load((schedule.id, section), async {
                 let seats = self.seats(store.pg, schedule.id).await?;
-                json(&holds::seat_map(store, schedule, &seats, section).await?)
+                View::of(&holds::seat_map(store, schedule, &seats, section).await?)
             })
             .await
     }
@@ -203,20 +203,53 @@ impl Caches {
 /// A cache of serialised views: weighed by bytes, [`VIEW_TTL`] old at most.
 fn view_builder<K>(
     max_bytes: u64,
-) -> moka::future::CacheBuilder<K, Bytes, moka::future::Cache<K, Bytes>>
+) -> moka::future::CacheBuilder<K, View, moka::future::Cache<K, View>>
 where
     K: Hash + Eq + Send + Sync + 'static,
 {
     moka::future::Cache::builder()
         .max_capacity(max_bytes)
-        .weigher(|_: &K, v: &Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
+        .weigher(|_: &K, v: &View| u32::try_from(v.bytes()).unwrap_or(u32::MAX))
         .time_to_live(VIEW_TTL)
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Result<Bytes> {
-    Ok(Bytes::from(
-        serde_json::to_vec(value).map_err(anyhow::Error::from)?,
-    ))
+/// A view serialised once per cache fill: its JSON, and the same JSON gzipped when it is large
+/// enough to be worth it. A 500-seat map is ~35 KB of JSON and ~3 KB gzipped; moving the
+/// smaller body through nginx to every browser (they all accept gzip) is what made seat-map
+/// reads cost twice a small page's. Compressing costs once per fill, not per read.
+#[derive(Clone, Debug)]
+pub struct View {
+    pub json: Bytes,
+    pub gzip: Option<Bytes>,
+}
+
+impl View {
+    /// Below this many bytes, gzip saves less than its header and the client's work cost.
+    const GZIP_FROM: usize = 1024;
+
+    /// Serialises `value`, and gzips it when it is large.
+    pub fn of<T: serde::Serialize>(value: &T) -> Result<Self> {
+        let json = serde_json::to_vec(value).map_err(anyhow::Error::from)?;
+        let gzip = if json.len() >= Self::GZIP_FROM {
+            // Level 1: the views are repetitive JSON, so the fastest level already gets ~10x.
+            let mut encoder = flate2::write::GzEncoder::new(
+                Vec::with_capacity(json.len() / 8),
+                flate2::Compression::fast(),
+            );
+            std::io::Write::write_all(&mut encoder, &json).map_err(anyhow::Error::from)?;
+            Some(Bytes::from(encoder.finish().map_err(anyhow::Error::from)?))
+        } else {
+            None
+        };
+        Ok(Self {
+            json: Bytes::from(json),
+            gzip,
+        })
+    }
+
+    fn bytes(&self) -> usize {
+        self.json.len() + self.gzip.as_ref().map_or(0, Bytes::len)
+    }
 }
 
 /// A moka cache that loads misses once (concurrent misses of one key wait for the same load)

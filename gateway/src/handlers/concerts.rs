@@ -9,7 +9,11 @@ use boxoffice_domain::concerts::{pg, ConcertId, ConcertPage, PageRequest};
 use serde::Deserialize;
 
 use super::json;
-use crate::{extract::PathId, problem::ApiResult, state::AppState};
+use crate::{
+    extract::{AcceptsGzip, PathId},
+    problem::ApiResult,
+    state::AppState,
+};
 
 #[derive(Deserialize)]
 pub struct ListParams {
@@ -29,11 +33,14 @@ pub async fn list(
 
 /// `GET /api/v1/concerts/{concertId}`
 #[tracing::instrument(skip_all, fields(concert = id.0))]
-pub async fn get(State(state): State<AppState>, id: PathId) -> ApiResult<Response> {
-    Ok(json(
-        state
-            .caches
-            .concert(&state.pg, ConcertId::new(id.0))
-            .await?,
-    ))
+pub async fn get(
+    State(state): State<AppState>,
+    id: PathId,
+    gzip: AcceptsGzip,
+) -> ApiResult<Response> {
+    let view = state
+        .caches
+        .concert(&state.pg, ConcertId::new(id.0))
+        .await?;
+    Ok(json(view, gzip))
 }

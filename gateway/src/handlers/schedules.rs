@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::json;
 use crate::{
-    extract::{Admitted, PathId},
+    extract::{AcceptsGzip, Admitted, PathId},
     problem::ApiResult,
     state::AppState,
 };
@@ -23,10 +23,11 @@ pub async fn dates(
     State(state): State<AppState>,
     admitted: Admitted,
     id: PathId,
+    gzip: AcceptsGzip,
 ) -> ApiResult<Response> {
     let concert = ConcertId::new(id.0);
     admitted.require(concert)?;
-    Ok(json(state.caches.dates(&state.pg, concert).await?))
+    Ok(json(state.caches.dates(&state.pg, concert).await?, gzip))
 }
 
 /// `GET /api/v1/schedules/{scheduleId}/sections`
@@ -35,13 +36,17 @@ pub async fn sections(
     State(state): State<AppState>,
     admitted: Admitted,
     id: PathId,
+    gzip: AcceptsGzip,
 ) -> ApiResult<Response> {
     let schedule = state
         .caches
         .schedule(&state.pg, ScheduleId::new(id.0))
         .await?;
     admitted.require(schedule.concert)?;
-    Ok(json(state.caches.sections(state.store(), &schedule).await?))
+    Ok(json(
+        state.caches.sections(state.store(), &schedule).await?,
+        gzip,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -55,6 +60,7 @@ pub async fn seats(
     State(state): State<AppState>,
     admitted: Admitted,
     id: PathId,
+    gzip: AcceptsGzip,
     Query(params): Query<SeatParams>,
 ) -> ApiResult<Response> {
     let section = params
@@ -72,5 +78,5 @@ pub async fn seats(
         .caches
         .seat_map(state.store(), &schedule, section)
         .await?;
-    Ok(json(body))
+    Ok(json(body, gzip))
 }

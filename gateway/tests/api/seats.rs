@@ -155,6 +155,61 @@ async fn sections_show_what_is_left_in_each_section() {
     assert_eq!(section(&after, concert.sections[1])["remaining"], 5);
 }
 
+/// A seat map goes gzipped to a client that accepts gzip, and decodes to exactly the JSON a
+/// client that does not (or refuses it with q=0) gets plain.
+#[tokio::test]
+async fn a_seat_map_is_gzipped_only_for_clients_that_accept_it_and_decodes_to_the_same_json() {
+    let app = spawn_app_with(test_config(&[])).await;
+    let concert = create_concert(&app.pg, Sale::Open, 1, 50, None).await;
+    let buyer = &buyers(&app, concert.id, 1).await[0];
+    let path = format!(
+        "/api/v1/schedules/{}/seats?section={}",
+        concert.schedule, concert.sections[0]
+    );
+    let get = |accept: Option<&'static str>| {
+        let mut request = app
+            .http
+            .get(app.url(&path))
+            .header("authorization", buyer.user.bearer())
+            .header("queue-token", &buyer.queue_token);
+        if let Some(accept) = accept {
+            request = request.header("accept-encoding", accept);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            let headers = response.headers().clone();
+            assert_eq!(headers["vary"], "accept-encoding");
+            let encoding = headers
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (encoding, response.bytes().await.unwrap())
+        }
+    };
+    let (encoding, plain) = get(None).await;
+    assert_eq!(encoding, None);
+    let items = serde_json::from_slice::<Value>(&plain).unwrap()["items"].clone();
+    assert_eq!(items.as_array().unwrap().len(), 50);
+    let (encoding, gzipped) = get(Some("br, gzip;q=0.8")).await;
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    assert!(
+        gzipped.len() < plain.len() / 2,
+        "{} vs {}",
+        gzipped.len(),
+        plain.len()
+    );
+    let mut decoded = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&gzipped[..]),
+        &mut decoded,
+    )
+    .unwrap();
+    assert_eq!(decoded, plain);
+    let (encoding, refused) = get(Some("gzip;q=0, deflate")).await;
+    assert_eq!(encoding, None);
+    assert_eq!(refused, plain);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seat_maps_show_changes_at_once_on_the_same_replica_and_within_a_second_on_others() {
     let config = test_config(&[]);
