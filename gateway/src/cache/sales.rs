@@ -214,9 +214,9 @@ where
 }
 
 /// A view serialised once per cache fill: its JSON, and the same JSON gzipped when it is large
-/// enough to be worth it. A 500-seat map is ~35 KB of JSON and ~3 KB gzipped; moving the
-/// smaller body through nginx to every browser (they all accept gzip) is what made seat-map
-/// reads cost twice a small page's. Compressing costs once per fill, not per read.
+/// enough to be worth it. A 500-seat map is ~33 KB of JSON and ~3 KB gzipped; moving the
+/// JSON through nginx was most of what a seat-map read cost, and browsers all accept gzip.
+/// Compressing costs once per fill, not per read.
 #[derive(Clone, Debug)]
 pub struct View {
     pub json: Bytes,
