@@ -288,6 +288,17 @@ pub struct TestConcert {
     pub ga_section: Option<i64>,
 }
 
+/// The general-admission places Redis says are left in `section` of `concert`.
+pub async fn ga_remaining(app: &TestApp, concert: ConcertId, section: i64) -> i64 {
+    app.redis
+        .get(
+            app.keys
+                .ga_remaining(concert, boxoffice_domain::concerts::SectionId::new(section)),
+        )
+        .await
+        .expect("GA counter")
+}
+
 /// Asserts `response` is problem+json with `status` and `code`, and returns the body.
 pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
     assert_eq!(response.status(), status, "unexpected status");

@@ -11,8 +11,8 @@ use rand::{seq::SliceRandom, Rng};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_problem, buyers, charge, create_concert, eventually, hold_ok, pay, post_hold, seat_ids,
-    spawn_app, spawn_app_with, spawn_worker, test_config, Sale, TestApp,
+    assert_problem, buyers, charge, create_concert, eventually, ga_remaining, hold_ok, pay,
+    post_hold, seat_ids, spawn_app, spawn_app_with, spawn_worker, test_config, Sale, TestApp,
 };
 
 /// Sends `requests` (app index, buyer index, body) at once, `concurrency` in flight, and
@@ -183,14 +183,7 @@ async fn a_general_admission_section_never_sells_past_its_capacity() {
         sold += quantity;
     }
     assert!(sold > 0);
-    let remaining: i64 = a
-        .redis
-        .get(
-            a.keys
-                .ga_remaining(concert.id, boxoffice_domain::concerts::SectionId::new(ga)),
-        )
-        .await
-        .unwrap();
+    let remaining = ga_remaining(&a, concert.id, ga).await;
     let pg_sold: i32 = sqlx::query_scalar("SELECT sold FROM sections WHERE id = $1")
         .bind(ga)
         .fetch_one(&a.pg)
@@ -246,14 +239,7 @@ async fn a_user_holds_at_most_the_ticket_limit_per_schedule() {
     let over = post_hold(http, &base, buyer, concert.schedule, ga).await;
     assert_problem(over, 422, "HOLD_LIMIT_EXCEEDED").await;
     // The refused GA request gave its places back.
-    let remaining: i64 = app
-        .redis
-        .get(app.keys.ga_remaining(
-            concert.id,
-            boxoffice_domain::concerts::SectionId::new(concert.ga_section.unwrap()),
-        ))
-        .await
-        .unwrap();
+    let remaining = ga_remaining(&app, concert.id, concert.ga_section.unwrap()).await;
     assert_eq!(remaining, 100);
     hold_ok(
         &app,
@@ -288,14 +274,7 @@ async fn a_general_admission_hold_after_redis_lost_its_scripts_takes_its_places_
         json!({ "sectionId": ga, "quantity": 2 }),
     )
     .await;
-    let remaining: i64 = app
-        .redis
-        .get(
-            app.keys
-                .ga_remaining(concert.id, boxoffice_domain::concerts::SectionId::new(ga)),
-        )
-        .await
-        .unwrap();
+    let remaining = ga_remaining(&app, concert.id, ga).await;
     assert_eq!(
         remaining, 97,
         "3 places held, none lost to the failed attempt"
@@ -595,14 +574,7 @@ async fn releasing_frees_the_seats_and_another_users_hold_is_not_found() {
             .status(),
         204
     );
-    let remaining: i64 = app
-        .redis
-        .get(app.keys.ga_remaining(
-            concert.id,
-            boxoffice_domain::concerts::SectionId::new(concert.ga_section.unwrap()),
-        ))
-        .await
-        .unwrap();
+    let remaining = ga_remaining(&app, concert.id, concert.ga_section.unwrap()).await;
     assert_eq!(remaining, 10);
 }
 

@@ -8,8 +8,8 @@ use fred::prelude::*;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_problem, buyers, charge, create_concert, eventually, get_active, hold_ok, pay_ok,
-    seat_ids, spawn_app_with, statuses, test_config, Sale,
+    assert_problem, buyers, charge, create_concert, eventually, ga_remaining, get_active, hold_ok,
+    pay_ok, seat_ids, spawn_app_with, statuses, test_config, Sale,
 };
 
 fn section(sections: &Value, id: i64) -> &Value {
@@ -357,13 +357,6 @@ async fn a_schedule_is_rebuilt_from_postgres_when_redis_lost_its_inventory() {
     )
     .await;
     assert_problem(again, 409, "SEAT_UNAVAILABLE").await;
-    let remaining: i64 = app
-        .redis
-        .get(app.keys.ga_remaining(
-            concert.id,
-            boxoffice_domain::concerts::SectionId::new(concert.ga_section.unwrap()),
-        ))
-        .await
-        .unwrap();
+    let remaining = ga_remaining(&app, concert.id, concert.ga_section.unwrap()).await;
     assert_eq!(remaining, 7);
 }
