@@ -1,31 +1,28 @@
--- POST a general-admission hold of quantity 1 per request, as rotating buyers.
+-- POST a general-admission hold of quantity 1 per request, as rotating buyers (thread t takes
+-- buyers t, t+T, ...). Requests are built once in init() and replies are not parsed, as in
+-- seat_hold.lua.
 -- BENCH_SCHEDULE, BENCH_GA_SECTION: where.
 local common = dofile(os.getenv("BENCH_DIR") .. "/common.lua")
 setup = common.setup
-local buyers, threads, path, body
+local requests
 local k = 0
 
 function init(args)
-  buyers = common.load_buyers()
-  threads = tonumber(os.getenv("BENCH_THREADS"))
-  path = "/api/v1/schedules/" .. os.getenv("BENCH_SCHEDULE") .. "/holds"
-  body = '{"sectionId":' .. os.getenv("BENCH_GA_SECTION") .. ',"quantity":1}'
+  local buyers = common.load_buyers()
+  local threads = tonumber(os.getenv("BENCH_THREADS"))
+  local path = "/api/v1/schedules/" .. os.getenv("BENCH_SCHEDULE") .. "/holds"
+  local body = '{"sectionId":' .. os.getenv("BENCH_GA_SECTION") .. ',"quantity":1}'
+  requests = {}
+  for i = tid + 1, #buyers, threads do
+    requests[#requests + 1] = wrk.format("POST", path, {
+      ["Authorization"] = buyers[i].access,
+      ["Queue-Token"] = buyers[i].queue,
+      ["Content-Type"] = "application/json",
+    }, body)
+  end
 end
 
 function request()
-  local b = buyers[((k * threads + tid) % #buyers) + 1]
-  k = k + 1
-  return wrk.format("POST", path, {
-    ["Authorization"] = b.access,
-    ["Queue-Token"] = b.queue,
-    ["Content-Type"] = "application/json",
-  }, body)
-end
-
-function response(status)
-  common.count(status)
-end
-
-function done()
-  common.report()
+  k = k % #requests + 1
+  return requests[k]
 end

@@ -43,6 +43,12 @@ pub struct Config {
     pub admin_addr: SocketAddr,
     /// `BOXOFFICE_DATABASE_URL` (default the local stack's Postgres on port 55432).
     pub database_url: SecretString,
+    /// `BOXOFFICE_GATEWAY_THREADS` (default: one per core): the gateway's tokio worker
+    /// threads. Replicas are the unit of scale, so a replica given one core does best with one
+    /// thread: on the 2-core bench machine, 2 replicas of 2 threads each spent about a tenth of
+    /// their samples switching threads, and one thread each cut their CPU per hold by about a
+    /// fifth (`scripts/bench-sales`). The local stack sets cores / replicas.
+    pub gateway_threads: Option<NonZeroU32>,
     /// `BOXOFFICE_PG_POOL_SIZE` (default 16): two cores saturate long before 16 connections.
     pub pg_pool_size: usize,
     /// `BOXOFFICE_REDIS_URL` (default the local stack's Redis on port 6390).
@@ -175,6 +181,9 @@ impl Config {
                 "postgres://boxoffice:boxoffice@127.0.0.1:55432/boxoffice",
             )
             .into(),
+            gateway_threads: lookup("BOXOFFICE_GATEWAY_THREADS")
+                .map(|_| non_zero("BOXOFFICE_GATEWAY_THREADS", "1"))
+                .transpose()?,
             pg_pool_size: parse("BOXOFFICE_PG_POOL_SIZE", "16")? as usize,
             redis_url: get("BOXOFFICE_REDIS_URL", "redis://127.0.0.1:6390"),
             redis_pool_size: parse("BOXOFFICE_REDIS_POOL_SIZE", "4")?.max(1) as usize,

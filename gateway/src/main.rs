@@ -7,10 +7,15 @@ use boxoffice_gateway::{shutdown, startup::Application};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     telemetry::init_tracing(config.log_format);
-    let app = Application::build(config).await?;
-    app.run(shutdown::signal()).await
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = config.gateway_threads {
+        runtime.worker_threads(threads.get() as usize);
+    }
+    runtime.enable_all().build()?.block_on(async {
+        let app = Application::build(config).await?;
+        app.run(shutdown::signal()).await
+    })
 }
