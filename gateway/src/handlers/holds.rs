@@ -26,7 +26,7 @@ pub struct HoldBody {
 }
 
 /// `POST /api/v1/schedules/{scheduleId}/holds` with `{seatIds}` or `{sectionId, quantity}`.
-#[tracing::instrument(skip_all, fields(schedule = id.0, user = %admitted.user))]
+#[tracing::instrument(level = "debug", skip_all, fields(schedule = id.0, user = %admitted.user))]
 pub async fn place(
     State(state): State<AppState>,
     admitted: Admitted,

@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// `GET /api/v1/concerts/{concertId}/schedules`
-#[tracing::instrument(skip_all, fields(concert = id.0, user = %admitted.user))]
+#[tracing::instrument(level = "debug", skip_all, fields(concert = id.0, user = %admitted.user))]
 pub async fn dates(
     State(state): State<AppState>,
     admitted: Admitted,
@@ -31,7 +31,7 @@ pub async fn dates(
 }
 
 /// `GET /api/v1/schedules/{scheduleId}/sections`
-#[tracing::instrument(skip_all, fields(schedule = id.0, user = %admitted.user))]
+#[tracing::instrument(level = "debug", skip_all, fields(schedule = id.0, user = %admitted.user))]
 pub async fn sections(
     State(state): State<AppState>,
     admitted: Admitted,
@@ -55,7 +55,7 @@ pub struct SeatParams {
 }
 
 /// `GET /api/v1/schedules/{scheduleId}/seats?section=ID`
-#[tracing::instrument(skip_all, fields(schedule = id.0, user = %admitted.user))]
+#[tracing::instrument(level = "debug", skip_all, fields(schedule = id.0, user = %admitted.user))]
 pub async fn seats(
     State(state): State<AppState>,
     admitted: Admitted,
