@@ -44,12 +44,11 @@ pub struct Config {
     /// `BOXOFFICE_DATABASE_URL` (default the local stack's Postgres on port 55432).
     pub database_url: SecretString,
     /// `BOXOFFICE_GATEWAY_THREADS` (default: one per core): the gateway's tokio worker
-    /// threads; 1 runs the current-thread scheduler. Replicas are the unit of scale, so a
-    /// replica given one core does best on one thread: on the 2-core bench machine, 2 replicas
-    /// of 2 threads each spent about a tenth of their samples switching threads. On one thread
-    /// the Redis client's writer runs after every ready request has queued its command, so one
-    /// write carries many commands (`scripts/bench-sales` prints the CPU per request). The local
-    /// stack sets cores / replicas.
+    /// threads; 1 runs the current-thread scheduler (no wake-ups across threads at all).
+    /// Replicas are the unit of scale, so a replica given one core does best on one thread: on
+    /// the 2-core bench machine, 2 replicas of 2 threads each spent about a tenth of their
+    /// samples switching threads, and one thread each took about a fifth less CPU per hold
+    /// (`scripts/bench-sales` prints the CPU per request). The local stack sets cores / replicas.
     pub gateway_threads: Option<NonZeroU32>,
     /// `BOXOFFICE_PG_POOL_SIZE` (default 16): two cores saturate long before 16 connections.
     pub pg_pool_size: usize,
