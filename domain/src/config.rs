@@ -283,6 +283,19 @@ mod tests {
     }
 
     #[test]
+    fn gateway_threads_default_to_the_runtime_and_refuse_zero() {
+        let default = Config::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(default.gateway_threads, None);
+        let one = Config::from_lookup(lookup(&[("BOXOFFICE_GATEWAY_THREADS", "1")])).unwrap();
+        assert_eq!(one.gateway_threads.map(NonZeroU32::get), Some(1));
+        let err = Config::from_lookup(lookup(&[("BOXOFFICE_GATEWAY_THREADS", "0")])).unwrap_err();
+        assert!(
+            err.to_string().contains("BOXOFFICE_GATEWAY_THREADS"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_malformed_variable_is_named_in_the_error() {
         let err = Config::from_lookup(lookup(&[("BOXOFFICE_PG_POOL_SIZE", "many")])).unwrap_err();
         assert!(err.to_string().contains("BOXOFFICE_PG_POOL_SIZE"), "{err}");
