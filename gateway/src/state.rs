@@ -36,6 +36,8 @@ pub struct Inner {
     pub caches: Caches,
     /// What this replica remembers between requests about holds (registrations, loads).
     pub replica: boxoffice_domain::holds::Replica,
+    /// This replica's payments, recorded in batches (see `payments::batch`).
+    pub payments: boxoffice_domain::payments::batch::Batcher,
     /// Per-user request rate, per replica.
     pub limiter: DefaultKeyedRateLimiter<i64>,
     /// Cleared at the start of shutdown so `/readyz` turns 503 before the listener closes.
@@ -80,6 +82,7 @@ impl AppState {
             room,
             caches,
             replica: Default::default(),
+            payments: Default::default(),
             limiter: DefaultKeyedRateLimiter::keyed(quota),
             ready: AtomicBool::new(true),
             config,

@@ -4,7 +4,7 @@
 //! the Postgres side of invariant 1 (a seat is in one reservation; a section never sells past
 //! its capacity).
 //!
-//! The saga, in [`pay`]:
+//! The saga, in [`saga`] (run for a batch of payments at once by [`batch`]):
 //!
 //! 0. Open a Postgres transaction: claim the `Idempotency-Key` (a retry with the same key gets
 //!    the stored response) and take the hold's advisory lock.
@@ -18,6 +18,7 @@
 //! dies between the steps leaves a PAYING hold; the worker's reconciler ([`reconcile`]) settles
 //! it from what Postgres says: paid means finalise, not paid means put back.
 
+pub mod batch;
 pub mod pg;
 pub mod redis;
 
@@ -85,17 +86,9 @@ pub struct Reservations {
     pub items: Vec<Reservation>,
 }
 
-/// Pays `user`'s hold from their points, once per idempotency key (and once per hold,
-/// whatever the keys).
-pub async fn pay(
-    store: Store<'_>,
-    user: UserId,
-    hold: HoldId,
-    key: &IdempotencyKey,
-) -> Result<Paid> {
-    let started = Instant::now();
-    let result = saga(store, user, hold, key).await;
-    let outcome = match &result {
+/// Counts a payment's outcome and time.
+fn observe(started: Instant, result: &Result<Paid>) {
+    let outcome = match result {
         Ok(paid) if paid.footprint.is_none() => "replayed",
         Ok(_) => "paid",
         Err(e) => e.code(),
@@ -103,9 +96,9 @@ pub async fn pay(
     metrics::counter!("boxoffice_payments_total", "outcome" => outcome).increment(1);
     metrics::histogram!("boxoffice_payments_duration_seconds")
         .record(started.elapsed().as_secs_f64());
-    result
 }
 
+/// The saga for one payment alone; what a batch falls back to ([`batch`]).
 async fn saga(store: Store<'_>, user: UserId, hold: HoldId, key: &IdempotencyKey) -> Result<Paid> {
     let concert = hold.concert();
     let mut client = store.pg.get().await?;

@@ -1,6 +1,8 @@
 //! The Postgres steps of the payment saga (gateway, deadpool) and of its reconciler (worker,
 //! sqlx), and the reservation list.
 
+use std::collections::HashMap;
+
 use deadpool_postgres::{Pool, Transaction};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
@@ -175,6 +177,193 @@ pub async fn record(
         amount: claim.amount,
         balance: row.get(0),
     })
+}
+
+/// One claimed payment of a batch, for [`record_batch`].
+pub struct Recording<'a> {
+    pub user: UserId,
+    pub hold: HoldId,
+    pub key: &'a IdempotencyKey,
+    pub claim: &'a Claim,
+}
+
+/// [`record`] for a batch of payments of distinct users, in one statement: the same rows, each
+/// payment's hanging off its own debit. Returns the payments recorded, by hold; a payment
+/// missing from the answer was short of points (or its user has no balance) and wrote
+/// nothing. An error (a constraint, a lock conflict) fails the whole statement, and the caller
+/// pays each payment alone.
+pub async fn record_batch(
+    tx: &Transaction<'_>,
+    batch: &[Recording<'_>],
+) -> Result<HashMap<HoldId, Payment>> {
+    if batch.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let stmt = tx
+        .prepare_cached(
+            "WITH input AS ( \
+                SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::bigint[], \
+                                     $5::bigint[], $6::int[], $7::timestamptz[], $8::uuid[], \
+                                     $9::uuid[], $10::text[]) \
+                    AS t(user_id, amount, hold_id, schedule_id, section_id, quantity, \
+                         expires_at, reservation_id, payment_id, key) \
+             ), seat AS ( \
+                SELECT * FROM unnest($11::uuid[], $12::bigint[]) WITH ORDINALITY AS s(hold_id, seat_id, n) \
+             ), debit AS ( \
+                UPDATE point_balances b SET balance = b.balance - i.amount, updated_at = now() \
+                FROM input i WHERE b.user_id = i.user_id AND b.balance >= i.amount \
+                RETURNING b.user_id, b.balance \
+             ), paid AS ( \
+                SELECT i.*, d.balance FROM input i JOIN debit d USING (user_id) \
+             ), held AS ( \
+                INSERT INTO holds (id, user_id, schedule_id, section_id, quantity, amount, status, expires_at) \
+                SELECT hold_id, user_id, schedule_id, section_id, quantity, amount, 'PAID', expires_at \
+                FROM paid \
+                ON CONFLICT (id) DO UPDATE SET status = 'PAID', updated_at = now() RETURNING id \
+             ), held_seats AS ( \
+                INSERT INTO hold_seats (hold_id, seat_id) \
+                SELECT s.hold_id, s.seat_id FROM seat s JOIN held h ON h.id = s.hold_id \
+                ON CONFLICT DO NOTHING \
+             ), ledger AS ( \
+                INSERT INTO point_ledger (user_id, delta, reason, payment_id) \
+                SELECT user_id, -amount, 'PAYMENT', payment_id FROM paid \
+             ), reservation AS ( \
+                INSERT INTO reservations (id, hold_id, user_id, schedule_id, section_id, quantity, amount) \
+                SELECT reservation_id, hold_id, user_id, schedule_id, section_id, quantity, amount \
+                FROM paid RETURNING id, paid_at \
+             ), items AS ( \
+                INSERT INTO reservation_items (reservation_id, seat_id) \
+                SELECT p.reservation_id, s.seat_id FROM paid p JOIN seat s ON s.hold_id = p.hold_id \
+             ), sold AS ( \
+                UPDATE sections SET sold = sections.sold + q.n \
+                FROM (SELECT section_id, sum(quantity) AS n FROM paid \
+                      WHERE section_id IS NOT NULL GROUP BY section_id) q \
+                WHERE sections.id = q.section_id \
+             ), payment AS ( \
+                INSERT INTO payments (id, hold_id, reservation_id, user_id, amount) \
+                SELECT payment_id, hold_id, reservation_id, user_id, amount FROM paid \
+             ), outbox_row AS ( \
+                INSERT INTO outbox (topic, payload) \
+                SELECT 'reservation.confirmed', jsonb_build_object( \
+                    'reservationId', p.reservation_id, 'paymentId', p.payment_id, \
+                    'holdId', p.hold_id, 'userId', p.user_id, 'scheduleId', p.schedule_id, \
+                    'seats', COALESCE((SELECT array_agg(s.seat_id ORDER BY s.n) FROM seat s \
+                                       WHERE s.hold_id = p.hold_id), '{}'), \
+                    'quantity', p.quantity, 'amount', p.amount, 'paidAt', r.paid_at) \
+                FROM paid p JOIN reservation r ON r.id = p.reservation_id \
+             ), key_row AS ( \
+                UPDATE idempotency_keys k SET status_code = 201, response = jsonb_build_object( \
+                    'reservationId', p.reservation_id, 'paymentId', p.payment_id, \
+                    'amount', p.amount, 'balance', p.balance) \
+                FROM paid p WHERE k.user_id = p.user_id AND k.operation = $13 AND k.key = p.key \
+             ) \
+             SELECT hold_id, reservation_id, payment_id, amount, balance FROM paid",
+        )
+        .await?;
+    let n = batch.len();
+    let (mut users, mut amounts, mut holds, mut schedules) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut sections, mut quantities, mut expiries, mut keys) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut seat_holds, mut seats) = (Vec::new(), Vec::new());
+    for r in batch {
+        users.push(r.user.get());
+        amounts.push(r.claim.amount);
+        holds.push(r.hold.get());
+        schedules.push(r.claim.record.schedule.get());
+        sections.push(r.claim.record.section.map(|s| s.get()));
+        quantities.push(r.claim.quantity);
+        expiries.push(r.claim.expires_at);
+        keys.push(r.key.as_str());
+        for seat in &r.claim.record.seats {
+            seat_holds.push(r.hold.get());
+            seats.push(seat.get());
+        }
+    }
+    let reservations: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+    let payments: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+    let rows = tx
+        .query(
+            &stmt,
+            &[
+                &users,
+                &amounts,
+                &holds,
+                &schedules,
+                &sections,
+                &quantities,
+                &expiries,
+                &reservations,
+                &payments,
+                &keys,
+                &seat_holds,
+                &seats,
+                &PAY,
+            ],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            (
+                HoldId::new(row.get(0)),
+                Payment {
+                    reservation_id: ReservationId(row.get(1)),
+                    payment_id: PaymentId(row.get(2)),
+                    amount: row.get(3),
+                    balance: row.get(4),
+                },
+            )
+        })
+        .collect())
+}
+
+/// The balances of `users` (those that have one).
+pub async fn balances(
+    tx: &Transaction<'_>,
+    users: impl Iterator<Item = UserId>,
+) -> Result<HashMap<UserId, i64>> {
+    let users: Vec<i64> = users.map(UserId::get).collect();
+    if users.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = tx
+        .query(
+            "SELECT user_id, balance FROM point_balances WHERE user_id = ANY($1)",
+            &[&users],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (UserId::new(r.get(0)), r.get(1)))
+        .collect())
+}
+
+/// Deletes the payment keys [`open`] claimed for payments the batch refused, so that a retry
+/// with the same key tries again (as a single payment's rolled-back transaction allows).
+pub async fn release_keys<'a>(
+    tx: &Transaction<'_>,
+    keys: impl Iterator<Item = (UserId, &'a IdempotencyKey)>,
+) -> Result<()> {
+    let (users, keys): (Vec<i64>, Vec<&str>) = keys.map(|(u, k)| (u.get(), k.as_str())).unzip();
+    if users.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "DELETE FROM idempotency_keys WHERE operation = $1 \
+         AND (user_id, key) IN (SELECT * FROM unnest($2::bigint[], $3::text[]))",
+        &[&PAY, &users, &keys],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Maps the constraints that are the last line of invariant 1 to their contract errors; only

@@ -17,7 +17,8 @@ use crate::{
 };
 
 /// `POST /api/v1/holds/{holdId}/payment` (Idempotency-Key required). A retry with the same
-/// key answers the same body.
+/// key answers the same body. The payment joins this replica's next batch, which runs to the
+/// end even if the client goes away.
 #[tracing::instrument(skip_all, fields(hold = %raw, user = %user))]
 pub async fn pay(
     State(state): State<AppState>,
@@ -26,9 +27,7 @@ pub async fn pay(
     Path(raw): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Payment>)> {
     let hold = HoldId::parse(&raw)?;
-    let paid = state
-        .detached(move |s| async move { payments::pay(s.store(), user, hold, &key).await })
-        .await?;
+    let paid = state.payments.pay(user, hold, key).await?;
     state.caches.after_payment(user, &paid).await;
     Ok((StatusCode::CREATED, Json(paid.payment)))
 }

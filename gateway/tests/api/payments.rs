@@ -443,3 +443,104 @@ async fn a_payment_interrupted_before_the_commit_is_restored_by_the_reconciler()
     assert_eq!(balance_and_ledger(&app, buyer.user.id).await, (900, 900));
     worker.stop().await;
 }
+
+/// Thirty buyers pay at once through one replica, so their payments share batches (one
+/// transaction each, see `payments::batch`): buyers short of points, a retried request and GA
+/// holds in the same batches as good payments. Each gets the answer of a payment made alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_batched_together_each_charge_exactly_their_own_hold() {
+    let app = spawn_app_with(test_config(&[])).await;
+    let concert = create_concert(&app.pg, Sale::Open, 1, 20, Some(100)).await;
+    let seats = seat_ids(&app.pg, concert.sections[0]).await;
+    let buyers = buyers(&app, concert.id, 30).await;
+    // Every fifth buyer cannot afford a hold: each costs 100 (a seat, or two GA places at 50).
+    let short = |i: usize| i % 5 == 0;
+    let mut holds = Vec::new();
+    for (i, buyer) in buyers.iter().enumerate() {
+        charge(&app, &buyer.user, if short(i) { 50 } else { 1_000 }).await;
+        let body = if i < 20 {
+            json!({ "seatIds": [seats[i]] })
+        } else {
+            json!({ "sectionId": concert.ga_section, "quantity": 2 })
+        };
+        let hold = hold_ok(&app, buyer, concert.schedule, body).await;
+        holds.push(hold["holdId"].as_str().unwrap().to_owned());
+    }
+    // Buyer 1's request is sent twice with one key, as a client retrying at once would.
+    let requests: Vec<usize> = (0..buyers.len()).chain([1]).collect();
+    let answers: Vec<(usize, u16, Value)> = stream::iter(requests)
+        .map(|i| {
+            let (http, base, user, id) = (
+                app.http.clone(),
+                app.url(""),
+                buyers[i].user.clone(),
+                holds[i].clone(),
+            );
+            async move {
+                let response = pay(&http, &base, &user, &id, &format!("pay-{i}")).await;
+                let status = response.status().as_u16();
+                (i, status, response.json::<Value>().await.unwrap())
+            }
+        })
+        .buffer_unordered(31)
+        .collect()
+        .await;
+    let mut paid_holds = Vec::new();
+    for (i, status, body) in &answers {
+        if short(*i) {
+            assert_eq!(*status, 402, "buyer {i}: {body}");
+            assert_eq!(body["code"], "INSUFFICIENT_POINTS");
+        } else {
+            assert_eq!(*status, 201, "buyer {i}: {body}");
+            assert_eq!(body["amount"], 100);
+            assert_eq!(body["balance"], 900);
+            paid_holds.push(uuid::Uuid::parse_str(&holds[*i]).unwrap());
+        }
+    }
+    let retried: Vec<&Value> = answers
+        .iter()
+        .filter(|(i, _, _)| *i == 1)
+        .map(|(_, _, body)| body)
+        .collect();
+    assert_eq!(retried[0], retried[1], "a retry gets the same answer");
+    for (i, buyer) in buyers.iter().enumerate() {
+        let expected = if short(i) { 50 } else { 900 };
+        assert_eq!(
+            balance_and_ledger(&app, buyer.user.id).await,
+            (expected, expected),
+            "buyer {i}"
+        );
+        let payments = payments_of(&app, &holds[i]).await;
+        assert_eq!(payments, i64::from(!short(i)), "buyer {i}");
+    }
+    let (sold_seats, ga_sold): (i64, i32) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM reservation_items ri JOIN seats s ON s.id = ri.seat_id \
+                 WHERE s.section_id = $1), \
+                (SELECT sold FROM sections WHERE id = $2)",
+    )
+    .bind(concert.sections[0])
+    .bind(concert.ga_section.unwrap())
+    .fetch_one(&app.pg)
+    .await
+    .unwrap();
+    assert_eq!(sold_seats, 16, "20 seat holds, 4 of them short");
+    assert_eq!(ga_sold, 16, "10 GA pairs, 2 of them short");
+    // They were batched: payments of one transaction share its timestamp.
+    let transactions: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT created_at) FROM payments WHERE hold_id = ANY($1)",
+    )
+    .bind(&paid_holds)
+    .fetch_one(&app.pg)
+    .await
+    .unwrap();
+    assert!(
+        transactions < paid_holds.len() as i64,
+        "{} payments in {transactions} transactions",
+        paid_holds.len()
+    );
+    // A refused payment released its key and kept its hold: after a charge, the same key pays.
+    charge(&app, &buyers[0].user, 100).await;
+    let retry = pay(&app.http, &app.url(""), &buyers[0].user, &holds[0], "pay-0").await;
+    assert_eq!(retry.status(), 201);
+    assert_eq!(balance_and_ledger(&app, buyers[0].user.id).await, (50, 50));
+}
