@@ -454,7 +454,7 @@ async fn payments_batched_together_each_charge_exactly_their_own_hold() {
     let seats = seat_ids(&app.pg, concert.sections[0]).await;
     let buyers = buyers(&app, concert.id, 30).await;
     // Every fifth buyer cannot afford a hold: each costs 100 (a seat, or two GA places at 50).
-    let short = |i: usize| i % 5 == 0;
+    let short = |i: usize| i.is_multiple_of(5);
     let mut holds = Vec::new();
     for (i, buyer) in buyers.iter().enumerate() {
         charge(&app, &buyer.user, if short(i) { 50 } else { 1_000 }).await;
