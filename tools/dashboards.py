@@ -322,12 +322,19 @@ def sales() -> Board:
                  [q(f"sum by (kind) (rate(boxoffice_stream_events_total[{RATE}]))", "{{kind}}")])
     b.timeseries("Reconciler actions / s", "Payments interrupted between Redis and Postgres, settled.",
                  "short", [q(f"sum by (action) (rate(boxoffice_reconciler_actions_total[{RATE}]))", "{{action}}")])
+    b.timeseries("Payment batches", "Payments per shared transaction (a replica batches what queues while "
+                 "the previous batch is in Postgres), and batches that failed as a whole and paid each "
+                 "payment alone.", "short",
+                 targets((f"sum(rate(boxoffice_payment_batch_size_sum[{RATE}]))"
+                          f" / sum(rate(boxoffice_payment_batch_size_count[{RATE}]))", "payments per batch"),
+                         (f"sum(rate(boxoffice_payment_batch_fallbacks_total[{RATE}])) or vector(0)",
+                          "fallbacks / s")))
     b.timeseries("Cache hit ratio", "moka caches (dates per concert, seats per section).", "percentunit",
                  [q(f'sum by (cache) (rate(boxoffice_cache_requests_total{{result="hit"}}[{RATE}]))'
                     f" / sum by (cache) (rate(boxoffice_cache_requests_total[{RATE}]))", "{{cache}}")])
     b.timeseries("Purchase endpoints by status", "409/410/402 are outcomes; 5xx are failures.", "reqps",
                  [q(f'sum by (method, status) (rate({HTTP}{{route=~"{HOLD_ROUTES}"}}[{RATE}]))',
-                    "{{method}} {{status}}")], w=24)
+                    "{{method}} {{status}}")])
     return b
 
 
