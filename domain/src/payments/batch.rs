@@ -205,22 +205,25 @@ async fn batch_saga(
         Err(e) => return failed(e.into()),
     };
 
-    // 0. Open every key and lock every hold (pipelined, in the order sorted above).
-    let opened = join_all(jobs.iter().map(|j| pg::open(&tx, j.user, j.hold, &j.key))).await;
-    let mut steps = Vec::with_capacity(jobs.len());
-    for (job, opened) in jobs.iter().zip(opened) {
-        steps.push(match opened {
-            Ok(Some(payment)) => Step::Done(Ok(Paid {
+    // 0. Lock every hold (in the order sorted above) and open every key.
+    let payments: Vec<_> = jobs.iter().map(|j| (j.user, j.hold, &j.key)).collect();
+    let Ok(opened) = pg::open_batch(&tx, &payments).await else {
+        // The transaction is unusable; nothing is claimed yet.
+        return Err(Fallback);
+    };
+    let steps: Vec<Step> = jobs
+        .iter()
+        .zip(opened)
+        .map(|(job, opened)| match opened {
+            Ok(pg::Opened::New) => Step::Opened,
+            Ok(pg::Opened::Replay(payment)) => Step::Done(Ok(Paid {
                 payment,
                 concert: job.hold.concert(),
                 footprint: None,
             })),
-            Ok(None) => Step::Opened,
-            Err(Error::IdempotencyKeyReused) => Step::Done(Err(Error::IdempotencyKeyReused)),
-            // The transaction is unusable; nothing is claimed yet.
-            Err(_) => return Err(Fallback),
-        });
-    }
+            Err(e) => Step::Done(Err(e)),
+        })
+        .collect();
 
     // 1. Claim the opened holds in Redis.
     let claims = join_all(jobs.iter().zip(&steps).map(|(j, step)| async move {
@@ -230,6 +233,7 @@ async fn batch_saga(
         }
     }))
     .await;
+    let mut steps = steps;
     for (step, claimed) in steps.iter_mut().zip(claims) {
         match claimed {
             Some(Ok(claim)) => *step = Step::Claimed(claim),

@@ -1,10 +1,10 @@
 //! The Postgres steps of the payment saga (gateway, deadpool) and of its reconciler (worker,
 //! sqlx), and the reservation list.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use deadpool_postgres::{Pool, Transaction};
-use tokio_postgres::error::SqlState;
+use tokio_postgres::{error::SqlState, types::ToSql};
 use uuid::Uuid;
 
 use super::{redis::Claim, Payment, PaymentId, Reservation, ReservationId, Reservations};
@@ -71,6 +71,87 @@ pub async fn open(
     let payment = serde_json::from_value(response)
         .map_err(|e| anyhow::anyhow!("stored payment response is unreadable: {e}"))?;
     Ok(Some(payment))
+}
+
+/// How a batch's payment opened.
+pub enum Opened {
+    /// The key is new: this transaction claimed it, and the payment goes on.
+    New,
+    /// The key was used before for this hold: its stored answer.
+    Replay(Payment),
+}
+
+/// [`open`] for a batch of payments of distinct users, ordered by the holds' lock keys: takes
+/// every hold's advisory lock in that order (so two batches never wait for each other's locks
+/// in a cycle), then claims every key in one statement, and reads the stored answers of keys
+/// used before. Answers one result per payment, in order.
+pub async fn open_batch(
+    tx: &Transaction<'_>,
+    payments: &[(UserId, HoldId, &IdempotencyKey)],
+) -> Result<Vec<Result<Opened>>> {
+    let locks: Vec<i64> = payments.iter().map(|(_, h, _)| h.lock_key()).collect();
+    let users: Vec<i64> = payments.iter().map(|(u, _, _)| u.get()).collect();
+    let keys: Vec<&str> = payments.iter().map(|(_, _, k)| k.as_str()).collect();
+    let fingerprints: Vec<String> = payments
+        .iter()
+        .map(|(_, h, _)| request_fingerprint(&[&h.to_string()]))
+        .collect();
+    let (lock, claim) = futures::try_join!(
+        tx.prepare_cached(
+            "SELECT count(pg_advisory_xact_lock(l)) FROM unnest($1::bigint[]) AS l"
+        ),
+        tx.prepare_cached(
+            "INSERT INTO idempotency_keys (user_id, operation, key, request_hash, status_code, response) \
+             SELECT u, $1, k, f, 0, 'null' FROM unnest($2::bigint[], $3::text[], $4::text[]) AS t(u, k, f) \
+             ON CONFLICT DO NOTHING RETURNING user_id",
+        ),
+    )?;
+    // Pipelined on the connection: the locks are taken before any key is claimed.
+    let lock_params: [&(dyn ToSql + Sync); 1] = [&locks];
+    let claim_params: [&(dyn ToSql + Sync); 4] = [&PAY, &users, &keys, &fingerprints];
+    let (_, claimed) = futures::try_join!(
+        tx.query_one(&lock, &lock_params),
+        tx.query(&claim, &claim_params),
+    )?;
+    let new: HashSet<i64> = claimed.iter().map(|r| r.get(0)).collect();
+    let used: Vec<usize> = (0..payments.len())
+        .filter(|i| !new.contains(&users[*i]))
+        .collect();
+    let mut stored: HashMap<i64, (String, serde_json::Value)> = HashMap::new();
+    if !used.is_empty() {
+        let rows = tx
+            .query(
+                "SELECT i.user_id, i.request_hash, i.response FROM idempotency_keys i \
+                 JOIN unnest($2::bigint[], $3::text[]) AS t(u, k) ON i.user_id = t.u AND i.key = t.k \
+                 WHERE i.operation = $1",
+                &[
+                    &PAY,
+                    &used.iter().map(|i| users[*i]).collect::<Vec<_>>(),
+                    &used.iter().map(|i| keys[*i]).collect::<Vec<_>>(),
+                ],
+            )
+            .await?;
+        stored = rows
+            .into_iter()
+            .map(|r| (r.get(0), (r.get(1), r.get(2))))
+            .collect();
+    }
+    Ok((0..payments.len())
+        .map(|i| {
+            if new.contains(&users[i]) {
+                return Ok(Opened::New);
+            }
+            let (hash, response) = stored
+                .remove(&users[i])
+                .ok_or_else(|| anyhow::anyhow!("idempotency key neither new nor stored"))?;
+            if hash != fingerprints[i] {
+                return Err(Error::IdempotencyKeyReused);
+            }
+            let payment = serde_json::from_value(response)
+                .map_err(|e| anyhow::anyhow!("stored payment response is unreadable: {e}"))?;
+            Ok(Opened::Replay(payment))
+        })
+        .collect())
 }
 
 /// Records the payment of a claimed hold in one statement: debit (guarded by the balance),
