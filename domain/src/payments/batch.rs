@@ -9,8 +9,8 @@
 //!
 //! How: each payment is a [`Job`] on the replica's queue. A few loops ([`Batcher::run`]) each
 //! take whatever is queued (up to [`MAX_BATCH`]) and run the saga of [`super::saga`] for all of
-//! it at once: open every idempotency key and take every hold's advisory lock (statements
-//! pipelined on one connection, in lock order), claim the holds in Redis concurrently, record
+//! it at once: take every hold's advisory lock and open every idempotency key (two pipelined
+//! statements, [`pg::open_batch`]), claim the holds in Redis concurrently, record
 //! all the claimed ones with one statement ([`pg::record_batch`]), release the keys of those
 //! that failed, commit once, then finalise each in Redis. Nothing waits for a batch to fill: a
 //! batch is what queued while the previous one was in Postgres, so a lone payment goes at once.
@@ -169,9 +169,11 @@ enum Step {
 
 /// Pays a batch and answers every job of it.
 async fn pay_batch(store: Store<'_>, mut jobs: Vec<Job>) {
-    // Every batch takes its advisory locks in the same order, so two batches never wait for
-    // each other's locks in a cycle.
-    jobs.sort_by_key(|j| j.hold.lock_key());
+    // In hold-id order: every batch takes its advisory locks, and writes its `holds` rows, in
+    // the order the sink writes `holds` rows in too, so no two of them wait for each other's
+    // rows in a cycle. (A payment batch and the sink writing the same holds in different
+    // orders deadlocked under the tickets benchmark before this.)
+    jobs.sort_by_key(|j| j.hold);
     let results = match batch_saga(store, &jobs).await {
         Ok(results) => results,
         Err(Fallback) => {

@@ -81,9 +81,9 @@ pub enum Opened {
     Replay(Payment),
 }
 
-/// [`open`] for a batch of payments of distinct users, ordered by the holds' lock keys: takes
-/// every hold's advisory lock in that order (so two batches never wait for each other's locks
-/// in a cycle), then claims every key in one statement, and reads the stored answers of keys
+/// [`open`] for a batch of payments of distinct users, ordered by hold id: takes every hold's
+/// advisory lock in that order (so two batches never wait for each other's locks in a cycle),
+/// then claims every key in one statement, and reads the stored answers of keys
 /// used before. Answers one result per payment, in order.
 pub async fn open_batch(
     tx: &Transaction<'_>,
@@ -269,7 +269,10 @@ pub struct Recording<'a> {
 }
 
 /// [`record`] for a batch of payments of distinct users, in one statement: the same rows, each
-/// payment's hanging off its own debit. Returns the payments recorded, by hold; a payment
+/// payment's hanging off its own debit. `holds` rows are written in hold-id order, the sink's
+/// order, so that the two never wait for each other's rows in a cycle; GA sections' rows are
+/// updated in id order (the plan's order, not a guarantee: a deadlock there is detected by
+/// Postgres and the batch falls back). Returns the payments recorded, by hold; a payment
 /// missing from the answer was short of points (or its user has no balance) and wrote
 /// nothing. An error (a constraint, a lock conflict) fails the whole statement, and the caller
 /// pays each payment alone.
@@ -299,7 +302,7 @@ pub async fn record_batch(
              ), held AS ( \
                 INSERT INTO holds (id, user_id, schedule_id, section_id, quantity, amount, status, expires_at) \
                 SELECT hold_id, user_id, schedule_id, section_id, quantity, amount, 'PAID', expires_at \
-                FROM paid \
+                FROM paid ORDER BY hold_id \
                 ON CONFLICT (id) DO UPDATE SET status = 'PAID', updated_at = now() RETURNING id \
              ), held_seats AS ( \
                 INSERT INTO hold_seats (hold_id, seat_id) \
@@ -318,7 +321,7 @@ pub async fn record_batch(
              ), sold AS ( \
                 UPDATE sections SET sold = sections.sold + q.n \
                 FROM (SELECT section_id, sum(quantity) AS n FROM paid \
-                      WHERE section_id IS NOT NULL GROUP BY section_id) q \
+                      WHERE section_id IS NOT NULL GROUP BY section_id ORDER BY section_id) q \
                 WHERE sections.id = q.section_id \
              ), payment AS ( \
                 INSERT INTO payments (id, hold_id, reservation_id, user_id, amount) \
