@@ -108,10 +108,10 @@ impl AppState {
     }
 
     /// Runs `work` on a task of its own and waits for it, so that it runs to the end even if
-    /// the client disconnects and axum drops the request. Multi-step writes need this: a
-    /// payment must not stop between its Redis claim and its Postgres commit (the reconciler
-    /// would have to repair it), and a hold must not stop between its script and registering
-    /// the concert on the worker's work list (its expiry would wait for the next hold).
+    /// the client disconnects and axum drops the request. Multi-step writes need this: a hold
+    /// must not stop between its script and registering the concert on the worker's work list
+    /// (its expiry would wait for the next hold). Payments get the same from their batch,
+    /// which runs on a task of its own (`payments::batch`).
     pub async fn detached<T, Fut>(
         &self,
         work: impl FnOnce(AppState) -> Fut,
