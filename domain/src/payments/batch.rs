@@ -157,12 +157,13 @@ impl Queue {
     }
 }
 
-/// What became of one job before the commit.
+/// Where one job stands before the record.
 enum Step {
-    /// Answered already (a replay, or refused for its own reason).
-    Done(Result<Paid>),
-    /// Its key is open in the transaction; not claimed (yet).
-    Opened,
+    /// Answered from its key, which another request holds: a replay, or a key reused.
+    Answered(Result<Paid>),
+    /// Refused for its own reason after this transaction claimed its key (the key is released
+    /// before the commit, so that a retry with it tries again).
+    Refused(Error),
     /// Claimed in Redis, to be recorded.
     Claimed(redis::Claim),
 }
@@ -213,36 +214,23 @@ async fn batch_saga(
         // The transaction is unusable; nothing is claimed yet.
         return Err(Fallback);
     };
-    let steps: Vec<Step> = jobs
-        .iter()
-        .zip(opened)
-        .map(|(job, opened)| match opened {
-            Ok(pg::Opened::New) => Step::Opened,
-            Ok(pg::Opened::Replay(payment)) => Step::Done(Ok(Paid {
+
+    // 1. Claim the holds of the keys opened here, in Redis.
+    let steps: Vec<Step> = join_all(jobs.iter().zip(opened).map(|(j, opened)| async move {
+        match opened {
+            Ok(pg::Opened::New) => match claim(store, j.user, j.hold).await {
+                Ok(claim) => Step::Claimed(claim),
+                Err(e) => Step::Refused(e),
+            },
+            Ok(pg::Opened::Replay(payment)) => Step::Answered(Ok(Paid {
                 payment,
-                concert: job.hold.concert(),
+                concert: j.hold.concert(),
                 footprint: None,
             })),
-            Err(e) => Step::Done(Err(e)),
-        })
-        .collect();
-
-    // 1. Claim the opened holds in Redis.
-    let claims = join_all(jobs.iter().zip(&steps).map(|(j, step)| async move {
-        match step {
-            Step::Opened => Some(claim(store, j.user, j.hold).await),
-            _ => None,
+            Err(e) => Step::Answered(Err(e)),
         }
     }))
     .await;
-    let mut steps = steps;
-    for (step, claimed) in steps.iter_mut().zip(claims) {
-        match claimed {
-            Some(Ok(claim)) => *step = Step::Claimed(claim),
-            Some(Err(e)) => *step = Step::Done(Err(e)),
-            None => {}
-        }
-    }
     #[cfg(feature = "fault-injection")]
     if claimed(jobs, &steps)
         .any(|(j, _)| super::fault::hit(j.hold, super::fault::FaultPoint::BeforeCommit))
@@ -281,16 +269,18 @@ async fn batch_saga(
         }
     };
     put_back(store, short.iter().map(|r| r.hold)).await;
-    // Each job's answer, and the hold record of each payment recorded (for step 4).
+    // Each job's answer; the hold record of each payment recorded (for step 4); the keys
+    // of refused payments.
     let mut results: Vec<Result<Paid>> = Vec::with_capacity(jobs.len());
     let mut paid: Vec<Option<HoldRecord>> = Vec::with_capacity(jobs.len());
+    let mut refused: Vec<(UserId, &IdempotencyKey)> = Vec::new();
     for (job, step) in jobs.iter().zip(steps) {
         let (result, record) = match step {
-            Step::Done(result) => (result, None),
-            Step::Opened => (
-                Err(anyhow::anyhow!("payment neither claimed nor refused").into()),
-                None,
-            ),
+            Step::Answered(result) => (result, None),
+            Step::Refused(e) => {
+                refused.push((job.user, &job.key));
+                (Err(e), None)
+            }
             Step::Claimed(claim) => match recorded.get(&job.hold) {
                 Some(payment) => (
                     Ok(Paid {
@@ -300,32 +290,24 @@ async fn batch_saga(
                     }),
                     Some(claim.record),
                 ),
-                None => (
-                    Err(match balances.get(&job.user) {
+                None => {
+                    refused.push((job.user, &job.key));
+                    let refusal = match balances.get(&job.user) {
                         Some(balance) => Error::InsufficientPoints {
                             balance: *balance,
                             needed: claim.amount,
                         },
                         None => Error::Unauthorized,
-                    }),
-                    None,
-                ),
+                    };
+                    (Err(refusal), None)
+                }
             },
         };
         results.push(result);
         paid.push(record);
     }
 
-    // 3. Release the keys of refused payments (a retry must be able to try again), commit.
-    let refused = jobs
-        .iter()
-        .zip(&results)
-        .filter(|(_, r)| matches!(r, Err(e) if !matches!(e, Error::IdempotencyKeyReused)))
-        .map(|(j, _)| (j.user, &j.key));
-    if pg::release_keys(&tx, refused).await.is_err() {
-        put_back(store, recorded.keys().copied()).await;
-        return Err(Fallback);
-    }
+    // 3. Release the keys of refused payments, commit.
     if let Err(e) = tx.commit().await {
         // It may or may not have committed: the claimed holds stay PAYING for the reconciler,
         // which asks Postgres, as for a single payment.

@@ -433,11 +433,9 @@ pub async fn balances(
 
 /// Deletes the payment keys [`open`] claimed for payments the batch refused, so that a retry
 /// with the same key tries again (as a single payment's rolled-back transaction allows).
-pub async fn release_keys<'a>(
-    tx: &Transaction<'_>,
-    keys: impl Iterator<Item = (UserId, &'a IdempotencyKey)>,
-) -> Result<()> {
-    let (users, keys): (Vec<i64>, Vec<&str>) = keys.map(|(u, k)| (u.get(), k.as_str())).unzip();
+pub async fn release_keys(tx: &Transaction<'_>, keys: &[(UserId, &IdempotencyKey)]) -> Result<()> {
+    let (users, keys): (Vec<i64>, Vec<&str>) =
+        keys.iter().map(|(u, k)| (u.get(), k.as_str())).unzip();
     if users.is_empty() {
         return Ok(());
     }
