@@ -145,8 +145,13 @@ pub async fn schedule_seats(pool: &Pool, id: ScheduleId) -> Result<ScheduleSeats
 
 /// The concert's schedules whose sale is open now and that have tickets left, by date.
 ///
-/// Tickets left = capacity - GA places sold (`sections.sold`) - seats sold (reservation
-/// items: seated sections keep no count of their own, see `payments::pg::record`).
+/// Tickets left = capacity - GA places sold (`sections.sold`) - seats sold. Seated sections
+/// keep no count of their own (see `payments::pg::record`); their seats sold are the
+/// quantities of the schedule's seated reservations (`section_id` NULL), read through
+/// `reservations_by_schedule`. Counting reservation items joined to the schedule's seats
+/// instead made the planner hash the whole `reservation_items` table: 340 ms per call once
+/// benchmarks had sold 340,000 seats elsewhere, and a payment makes the next dates read
+/// recompute.
 pub async fn available_dates(pool: &Pool, concert: ConcertId) -> Result<AvailableDates> {
     let client = pool.get().await?;
     let stmt = client
@@ -155,8 +160,8 @@ pub async fn available_dates(pool: &Pool, concert: ConcertId) -> Result<Availabl
                 SELECT sc.id, sc.starts_at, \
                        (SELECT COALESCE(SUM(se.capacity - se.sold), 0) FROM sections se \
                         WHERE se.schedule_id = sc.id)::bigint \
-                     - (SELECT count(*) FROM seats s JOIN reservation_items ri ON ri.seat_id = s.id \
-                        WHERE s.schedule_id = sc.id) AS available \
+                     - (SELECT COALESCE(SUM(r.quantity), 0) FROM reservations r \
+                        WHERE r.schedule_id = sc.id AND r.section_id IS NULL)::bigint AS available \
                 FROM schedules sc \
                 WHERE sc.concert_id = $1 AND sc.sale_opens_at <= now() AND sc.sale_closes_at > now() \
              ) d WHERE available > 0 ORDER BY starts_at, id",

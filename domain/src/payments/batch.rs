@@ -308,6 +308,10 @@ async fn batch_saga(
     }
 
     // 3. Release the keys of refused payments, commit.
+    if pg::release_keys(&tx, &refused).await.is_err() {
+        put_back(store, recorded.keys().copied()).await;
+        return Err(Fallback);
+    }
     if let Err(e) = tx.commit().await {
         // It may or may not have committed: the claimed holds stay PAYING for the reconciler,
         // which asks Postgres, as for a single payment.
