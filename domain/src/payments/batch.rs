@@ -249,6 +249,14 @@ async fn batch_saga(
             claim,
         })
         .collect();
+    #[cfg(feature = "fault-injection")]
+    if to_record
+        .iter()
+        .any(|r| super::fault::hit(r.hold, super::fault::FaultPoint::BatchRefused))
+    {
+        put_back(store, to_record.iter().map(|r| r.hold)).await;
+        return Err(Fallback);
+    }
     let recorded = match pg::record_batch(&tx, &to_record).await {
         Ok(recorded) => recorded,
         Err(e) => {

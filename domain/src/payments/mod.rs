@@ -228,6 +228,9 @@ pub mod fault {
         BeforeCommit,
         /// After the Postgres commit, before the Redis finalise.
         AfterCommit,
+        /// The batch's recording statement fails as a whole (as a constraint that only a Redis
+        /// data loss can trip would make it), so the batch falls back to single payments.
+        BatchRefused,
     }
 
     // A std Mutex: held for a scan of a handful of entries, never across an await.
@@ -243,6 +246,11 @@ pub mod fault {
 
     /// Whether the saga must stop at `point` for `hold` (disarming it).
     pub(crate) fn hit(hold: HoldId, point: FaultPoint) -> bool {
+        disarm(hold, point)
+    }
+
+    /// Disarms `point` for `hold`; `false` if it was not armed (a hit consumed it).
+    pub fn disarm(hold: HoldId, point: FaultPoint) -> bool {
         let mut armed = ARMED
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -544,3 +544,61 @@ async fn payments_batched_together_each_charge_exactly_their_own_hold() {
     assert_eq!(retry.status(), 201);
     assert_eq!(balance_and_ledger(&app, buyers[0].user.id).await, (50, 50));
 }
+
+/// A batch whose recording statement fails as a whole (only a Redis data loss can make a
+/// constraint refuse it) rolls back, puts every claimed hold back, and pays each payment alone:
+/// every buyer is still charged once, and nothing is left claimed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_refused_as_a_whole_pays_each_payment_alone() {
+    let app = spawn_app_with(test_config(&[])).await;
+    let concert = create_concert(&app.pg, Sale::Open, 1, 10, None).await;
+    let seats = seat_ids(&app.pg, concert.sections[0]).await;
+    let buyers = buyers(&app, concert.id, 8).await;
+    let mut holds = Vec::new();
+    for (i, buyer) in buyers.iter().enumerate() {
+        charge(&app, &buyer.user, 1_000).await;
+        let hold = hold_ok(
+            &app,
+            buyer,
+            concert.schedule,
+            json!({ "seatIds": [seats[i]] }),
+        )
+        .await;
+        holds.push(hold["holdId"].as_str().unwrap().to_owned());
+    }
+    // Every hold is armed, so whichever batches form, each of them is refused once.
+    for hold in &holds {
+        fault::arm(HoldId::parse(hold).unwrap(), FaultPoint::BatchRefused);
+    }
+    let statuses: Vec<u16> = stream::iter(0..buyers.len())
+        .map(|i| {
+            let (http, base, user, id) = (
+                app.http.clone(),
+                app.url(""),
+                buyers[i].user.clone(),
+                holds[i].clone(),
+            );
+            async move {
+                pay(&http, &base, &user, &id, "once")
+                    .await
+                    .status()
+                    .as_u16()
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    let refused = holds
+        .iter()
+        .filter(|h| !fault::disarm(HoldId::parse(h).unwrap(), FaultPoint::BatchRefused))
+        .count();
+    assert!(refused > 0, "no batch was refused");
+    for (i, buyer) in buyers.iter().enumerate() {
+        assert_eq!(payments_of(&app, &holds[i]).await, 1, "buyer {i}");
+        assert_eq!(balance_and_ledger(&app, buyer.user.id).await, (900, 900));
+        let key = app.keys.hold(concert.id, HoldId::parse(&holds[i]).unwrap());
+        let state: String = app.redis.hget(&key, "state").await.unwrap();
+        assert_eq!(state, "PAID", "buyer {i}");
+    }
+}
