@@ -30,9 +30,9 @@
 //! keys in one transaction would find each other's half-written rows. The second waits for the
 //! next batch.
 
-use std::{collections::HashSet, time::Instant};
+use std::{collections::HashSet, panic::AssertUnwindSafe, time::Instant};
 
-use futures::future::join_all;
+use futures::{future::join_all, FutureExt};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::{claim, observe, pg, redis, saga, Paid};
@@ -118,7 +118,16 @@ impl Batcher {
                 return;
             };
             metrics::histogram!("boxoffice_payment_batch_size").record(batch.len() as f64);
-            pay_batch(store, batch).await;
+            // A bug that panics fails its batch's requests (their answers are dropped: 500), not
+            // the loop: with every loop gone, payments would queue and never be answered. The
+            // holds it claimed stay PAYING, and the reconciler settles them.
+            if AssertUnwindSafe(pay_batch(store, batch))
+                .catch_unwind()
+                .await
+                .is_err()
+            {
+                tracing::error!("a payment batch panicked; its payments were answered 500");
+            }
         }
     }
 }
