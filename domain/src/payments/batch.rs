@@ -250,7 +250,7 @@ async fn batch_saga(
         return failed(anyhow::anyhow!("fault injected before commit").into());
     }
 
-    // 2. Record every claimed hold in one statement.
+    // 2. Lock the rows it updates, in order, and record every claimed hold in one statement.
     let to_record: Vec<pg::Recording<'_>> = claimed(jobs, &steps)
         .map(|(j, claim)| pg::Recording {
             user: j.user,
@@ -267,7 +267,11 @@ async fn batch_saga(
         put_back(store, to_record.iter().map(|r| r.hold)).await;
         return Err(Fallback);
     }
-    let recorded = match pg::record_batch(&tx, &to_record).await {
+    let recorded = async {
+        pg::lock_rows(&tx, &to_record).await?;
+        pg::record_batch(&tx, &to_record).await
+    };
+    let recorded = match recorded.await {
         Ok(recorded) => recorded,
         Err(e) => {
             tracing::info!(error = %e, payments = to_record.len(), "payment batch refused; paying each alone");

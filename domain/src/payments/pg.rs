@@ -268,11 +268,48 @@ pub struct Recording<'a> {
     pub claim: &'a Claim,
 }
 
+/// Locks the balances and the GA sections that [`record_batch`] will update, each kind in id
+/// order, balances first (as a single [`record`] updates them), so that two batches never
+/// wait for each other's rows in a cycle. Without it the statement updated them in its join's
+/// order, and two batches paying into the same two GA sections could deadlock (Postgres ends
+/// that after a second, and the batch falls back). `FOR NO KEY UPDATE` is the lock the updates
+/// take anyway; it does not block the foreign-key checks that share-lock the same rows.
+pub async fn lock_rows(tx: &Transaction<'_>, batch: &[Recording<'_>]) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut users: Vec<i64> = batch.iter().map(|r| r.user.get()).collect();
+    users.sort_unstable();
+    let mut sections: Vec<i64> = batch
+        .iter()
+        .filter_map(|r| r.claim.record.section.map(|s| s.get()))
+        .collect();
+    sections.sort_unstable();
+    sections.dedup();
+    let (balances, ga) = futures::try_join!(
+        tx.prepare_cached(
+            "SELECT count(*) FROM (SELECT 1 FROM point_balances WHERE user_id = ANY($1) \
+             ORDER BY user_id FOR NO KEY UPDATE) b"
+        ),
+        tx.prepare_cached(
+            "SELECT count(*) FROM (SELECT 1 FROM sections WHERE id = ANY($1) \
+             ORDER BY id FOR NO KEY UPDATE) s"
+        ),
+    )?;
+    let (user_params, section_params): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) =
+        ([&users], [&sections]);
+    // Pipelined on the connection, in this order.
+    futures::try_join!(
+        tx.query_one(&balances, &user_params),
+        tx.query_one(&ga, &section_params),
+    )?;
+    Ok(())
+}
+
 /// [`record`] for a batch of payments of distinct users, in one statement: the same rows, each
 /// payment's hanging off its own debit. `holds` rows are written in hold-id order, the sink's
-/// order, so that the two never wait for each other's rows in a cycle; GA sections' rows are
-/// updated in id order (the plan's order, not a guarantee: a deadlock there is detected by
-/// Postgres and the batch falls back). Returns the payments recorded, by hold; a payment
+/// order, so that the two never wait for each other's rows in a cycle; the balances and GA
+/// sections it updates are locked in order beforehand ([`lock_rows`]). Returns the payments recorded, by hold; a payment
 /// missing from the answer was short of points (or its user has no balance) and wrote
 /// nothing. An error (a constraint, a lock conflict) fails the whole statement, and the caller
 /// pays each payment alone.
@@ -321,7 +358,7 @@ pub async fn record_batch(
              ), sold AS ( \
                 UPDATE sections SET sold = sections.sold + q.n \
                 FROM (SELECT section_id, sum(quantity) AS n FROM paid \
-                      WHERE section_id IS NOT NULL GROUP BY section_id ORDER BY section_id) q \
+                      WHERE section_id IS NOT NULL GROUP BY section_id) q \
                 WHERE sections.id = q.section_id \
              ), payment AS ( \
                 INSERT INTO payments (id, hold_id, reservation_id, user_id, amount) \
