@@ -250,7 +250,8 @@ async fn batch_saga(
         return failed(anyhow::anyhow!("fault injected before commit").into());
     }
 
-    // 2. Lock the rows it updates, in order, and record every claimed hold in one statement.
+    // 2. Lock the GA sections it updates, in order, and record every claimed hold in one
+    //    statement.
     let to_record: Vec<pg::Recording<'_>> = claimed(jobs, &steps)
         .map(|(j, claim)| pg::Recording {
             user: j.user,
@@ -268,7 +269,7 @@ async fn batch_saga(
         return Err(Fallback);
     }
     let recorded = async {
-        pg::lock_rows(&tx, &to_record).await?;
+        pg::lock_sections(&tx, &to_record).await?;
         pg::record_batch(&tx, &to_record).await
     };
     let recorded = match recorded.await {

@@ -446,12 +446,24 @@ async fn a_payment_interrupted_before_the_commit_is_restored_by_the_reconciler()
 
 /// Thirty buyers pay at once through one replica, so their payments share batches (one
 /// transaction each, see `payments::batch`): buyers short of points, a retried request and GA
-/// holds in the same batches as good payments. Each gets the answer of a payment made alone.
+/// holds of two sections (which a batch locks in order) in the same batches as good payments.
+/// Each gets the answer of a payment made alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payments_batched_together_each_charge_exactly_their_own_hold() {
     let app = spawn_app_with(test_config(&[])).await;
     let concert = create_concert(&app.pg, Sale::Open, 1, 20, Some(100)).await;
     let seats = seat_ids(&app.pg, concert.sections[0]).await;
+    let ga = [
+        concert.ga_section.unwrap(),
+        sqlx::query_scalar(
+            "INSERT INTO sections (schedule_id, name, kind, price, capacity) \
+             VALUES ($1, 'GA 2', 'GA', 50, 100) RETURNING id",
+        )
+        .bind(concert.schedule)
+        .fetch_one(&app.pg)
+        .await
+        .unwrap(),
+    ];
     let buyers = buyers(&app, concert.id, 30).await;
     // Every fifth buyer cannot afford a hold: each costs 100 (a seat, or two GA places at 50).
     let short = |i: usize| i.is_multiple_of(5);
@@ -461,7 +473,7 @@ async fn payments_batched_together_each_charge_exactly_their_own_hold() {
         let body = if i < 20 {
             json!({ "seatIds": [seats[i]] })
         } else {
-            json!({ "sectionId": concert.ga_section, "quantity": 2 })
+            json!({ "sectionId": ga[i % 2], "quantity": 2 })
         };
         let hold = hold_ok(&app, buyer, concert.schedule, body).await;
         holds.push(hold["holdId"].as_str().unwrap().to_owned());
@@ -513,18 +525,26 @@ async fn payments_batched_together_each_charge_exactly_their_own_hold() {
         let payments = payments_of(&app, &holds[i]).await;
         assert_eq!(payments, i64::from(!short(i)), "buyer {i}");
     }
-    let (sold_seats, ga_sold): (i64, i32) = sqlx::query_as(
+    let (sold_seats, ga_sold, ga2_sold): (i64, i32, i32) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM reservation_items ri JOIN seats s ON s.id = ri.seat_id \
                  WHERE s.section_id = $1), \
-                (SELECT sold FROM sections WHERE id = $2)",
+                (SELECT sold FROM sections WHERE id = $2), (SELECT sold FROM sections WHERE id = $3)",
     )
     .bind(concert.sections[0])
-    .bind(concert.ga_section.unwrap())
+    .bind(ga[0])
+    .bind(ga[1])
     .fetch_one(&app.pg)
     .await
     .unwrap();
     assert_eq!(sold_seats, 16, "20 seat holds, 4 of them short");
-    assert_eq!(ga_sold, 16, "10 GA pairs, 2 of them short");
+    assert_eq!(
+        ga_sold, 8,
+        "5 GA pairs in the first section, 1 of them short (buyer 20)"
+    );
+    assert_eq!(
+        ga2_sold, 8,
+        "5 GA pairs in the second, 1 of them short (buyer 25)"
+    );
     // They were batched: payments of one transaction share its timestamp.
     let transactions: i64 = sqlx::query_scalar(
         "SELECT count(DISTINCT created_at) FROM payments WHERE hold_id = ANY($1)",
