@@ -276,8 +276,8 @@ pub struct Recording<'a> {
 /// checks that share-lock the same rows.
 ///
 /// Balances are not locked ahead: a cycle on them needs two users each paying twice at the
-/// same moment in two batches, and costs a fallback; locking them in order cost about 4 % more
-/// CPU per payment in `scripts/bench-sales`.
+/// same moment in two batches, and costs a fallback, while locking them would add a statement
+/// to every batch.
 pub async fn lock_sections(tx: &Transaction<'_>, batch: &[Recording<'_>]) -> Result<()> {
     let mut sections: Vec<i64> = batch
         .iter()
