@@ -81,10 +81,10 @@ pub enum Opened {
     Replay(Payment),
 }
 
-/// [`open`] for a batch of payments of distinct users, ordered by hold id: takes every hold's
-/// advisory lock in that order (so two batches never wait for each other's locks in a cycle),
-/// then claims every key in one statement, and reads the stored answers of keys
-/// used before. Answers one result per payment, in order.
+/// [`open`] for a batch of payments of distinct users (so a user id names its payment),
+/// ordered by hold id: takes every hold's advisory lock in that order (so two batches never
+/// wait for each other's locks in a cycle), then claims every key in one statement, and reads
+/// the stored answers of keys used before. Answers one result per payment, in order.
 pub async fn open_batch(
     tx: &Transaction<'_>,
     payments: &[(UserId, HoldId, &IdempotencyKey)],
