@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     assert_problem, buyers, charge, create_concert, eventually, get_active, hold_ok, pay, seat_ids,
-    spawn_app_with, spawn_worker, statuses, test_config, Sale, TestApp,
+    spawn_app_with, spawn_worker, statuses, test_config, Buyer, Sale, TestApp,
 };
 
 async fn balance_and_ledger(app: &TestApp, user: i64) -> (i64, i64) {
@@ -444,6 +444,35 @@ async fn a_payment_interrupted_before_the_commit_is_restored_by_the_reconciler()
     worker.stop().await;
 }
 
+/// Sends the payment of `holds[i]` by `buyers[i]` for every `i` of `requests`, all at once,
+/// each with the key `key(i)`; answers (i, status, body) in the order they come back.
+async fn pay_at_once(
+    app: &TestApp,
+    buyers: &[Buyer],
+    holds: &[String],
+    requests: &[usize],
+    key: impl Fn(usize) -> String,
+) -> Vec<(usize, u16, Value)> {
+    stream::iter(requests.iter().copied())
+        .map(|i| {
+            let (http, base, user, id, key) = (
+                app.http.clone(),
+                app.url(""),
+                buyers[i].user.clone(),
+                holds[i].clone(),
+                key(i),
+            );
+            async move {
+                let response = pay(&http, &base, &user, &id, &key).await;
+                let status = response.status().as_u16();
+                (i, status, response.json::<Value>().await.unwrap())
+            }
+        })
+        .buffer_unordered(requests.len())
+        .collect()
+        .await
+}
+
 /// Thirty buyers pay at once through one replica, so their payments share batches (one
 /// transaction each, see `payments::batch`): buyers short of points, a retried request and GA
 /// holds of two sections (which a batch locks in order) in the same batches as good payments.
@@ -480,23 +509,7 @@ async fn payments_batched_together_each_charge_exactly_their_own_hold() {
     }
     // Buyer 1's request is sent twice with one key, as a client retrying at once would.
     let requests: Vec<usize> = (0..buyers.len()).chain([1]).collect();
-    let answers: Vec<(usize, u16, Value)> = stream::iter(requests)
-        .map(|i| {
-            let (http, base, user, id) = (
-                app.http.clone(),
-                app.url(""),
-                buyers[i].user.clone(),
-                holds[i].clone(),
-            );
-            async move {
-                let response = pay(&http, &base, &user, &id, &format!("pay-{i}")).await;
-                let status = response.status().as_u16();
-                (i, status, response.json::<Value>().await.unwrap())
-            }
-        })
-        .buffer_unordered(31)
-        .collect()
-        .await;
+    let answers = pay_at_once(&app, &buyers, &holds, &requests, |i| format!("pay-{i}")).await;
     let mut paid_holds = Vec::new();
     for (i, status, body) in &answers {
         if short(*i) {
@@ -590,24 +603,9 @@ async fn a_batch_refused_as_a_whole_pays_each_payment_alone() {
     for hold in &holds {
         fault::arm(HoldId::parse(hold).unwrap(), FaultPoint::BatchRefused);
     }
-    let statuses: Vec<u16> = stream::iter(0..buyers.len())
-        .map(|i| {
-            let (http, base, user, id) = (
-                app.http.clone(),
-                app.url(""),
-                buyers[i].user.clone(),
-                holds[i].clone(),
-            );
-            async move {
-                pay(&http, &base, &user, &id, "once")
-                    .await
-                    .status()
-                    .as_u16()
-            }
-        })
-        .buffer_unordered(8)
-        .collect()
-        .await;
+    let requests: Vec<usize> = (0..buyers.len()).collect();
+    let answers = pay_at_once(&app, &buyers, &holds, &requests, |_| "once".to_owned()).await;
+    let statuses: Vec<u16> = answers.iter().map(|(_, status, _)| *status).collect();
     assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
     let refused = holds
         .iter()
