@@ -56,11 +56,6 @@ pub struct Config {
     pub redis_url: String,
     /// `BOXOFFICE_REDIS_POOL_SIZE` (default 4): fred pipelines, so a few connections suffice.
     pub redis_pool_size: usize,
-    /// `BOXOFFICE_REDIS_TX_POOL_SIZE` (default 8): connections kept for `MULTI`/`EXEC` only
-    /// (GA counters, session ends). fred sends a transaction alone on its connection (it
-    /// drains what is in flight there and waits for `EXEC`), so on the shared pool each one
-    /// would stall every pipelined script behind it.
-    pub redis_tx_pool_size: usize,
     /// `BOXOFFICE_REDIS_NAMESPACE` (default `bo`): prefix of every key; tests use a fresh one.
     pub redis_namespace: String,
     /// `BOXOFFICE_JWT_SECRET`: HS256 key for access and queue tokens.
@@ -188,7 +183,6 @@ impl Config {
             pg_pool_size: parse("BOXOFFICE_PG_POOL_SIZE", "16")? as usize,
             redis_url: get("BOXOFFICE_REDIS_URL", "redis://127.0.0.1:6390"),
             redis_pool_size: parse("BOXOFFICE_REDIS_POOL_SIZE", "4")?.max(1) as usize,
-            redis_tx_pool_size: parse("BOXOFFICE_REDIS_TX_POOL_SIZE", "8")?.max(1) as usize,
             redis_namespace: get("BOXOFFICE_REDIS_NAMESPACE", "bo"),
             jwt_secret: jwt_secret.into(),
             admin_token: admin_token.into(),

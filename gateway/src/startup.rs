@@ -30,9 +30,6 @@ impl Application {
         let redis = redis::connect(&config.redis_url, config.redis_pool_size)
             .await
             .context("connecting to Redis")?;
-        let redis_tx = redis::connect(&config.redis_url, config.redis_tx_pool_size)
-            .await
-            .context("connecting to Redis (transactions)")?;
         let scripts = redis::Scripts::load(&redis)
             .await
             .context("loading Lua scripts")?;
@@ -45,7 +42,7 @@ impl Application {
         let admin_listener = TcpListener::bind(config.admin_addr)
             .await
             .with_context(|| format!("binding {}", config.admin_addr))?;
-        let state = AppState::new(config, pg, redis, redis_tx, scripts, access, queue_tokens);
+        let state = AppState::new(config, pg, redis, scripts, access, queue_tokens);
         spawn_limiter_upkeep(&state);
         spawn_payment_batches(&state);
         let public = router::public(state.clone());

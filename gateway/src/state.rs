@@ -25,8 +25,6 @@ pub struct Inner {
     pub config: Config,
     pub pg: deadpool_postgres::Pool,
     pub redis: fred::prelude::Pool,
-    /// Connections for `MULTI`/`EXEC` only (see `Config::redis_tx_pool_size`).
-    pub redis_tx: fred::prelude::Pool,
     pub keys: Keys,
     pub scripts: Scripts,
     pub access: AccessTokens,
@@ -57,7 +55,6 @@ impl AppState {
         config: Config,
         pg: deadpool_postgres::Pool,
         redis: fred::prelude::Pool,
-        redis_tx: fred::prelude::Pool,
         scripts: Scripts,
         access: AccessTokens,
         queue_tokens: QueueTokens,
@@ -74,7 +71,6 @@ impl AppState {
         Self(Arc::new(Inner {
             pg,
             redis,
-            redis_tx,
             keys,
             scripts,
             access,
@@ -99,7 +95,6 @@ impl AppState {
         boxoffice_domain::holds::Store {
             pg: &self.pg,
             redis: &self.redis,
-            redis_tx: &self.redis_tx,
             scripts: &self.scripts,
             keys: &self.keys,
             config: &self.config,

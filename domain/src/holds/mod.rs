@@ -345,8 +345,6 @@ pub struct Sections {
 pub struct Store<'a> {
     pub pg: &'a deadpool_postgres::Pool,
     pub redis: &'a fred::prelude::Pool,
-    /// Connections for `MULTI`/`EXEC` only: fred runs a transaction alone on its connection.
-    pub redis_tx: &'a fred::prelude::Pool,
     pub scripts: &'a Scripts,
     pub keys: &'a Keys,
     pub config: &'a Config,

@@ -91,6 +91,14 @@ pub async fn hold_seats(
 /// records the hold or gives the places back (sold out, over the ticket limit, not loaded)
 /// before any other client runs. The counter is exact after every request, and never below 0.
 ///
+/// The four commands go as one pipeline on the shared connections, not as a fred transaction:
+/// fred sends a transaction alone on its connection (it drains what is in flight there, writes
+/// and flushes each command, then waits for `EXEC`), which cost a dedicated connection pool,
+/// four writes and a stalled connection per hold. A pipeline is written in one piece by the
+/// connection's router, so nothing else lands between `MULTI` and `EXEC`, and other requests'
+/// commands share its write. It is sent once and never retried or redirected by fred: a retry
+/// after a lost connection could resend the `DECRBY` without its `MULTI`.
+///
 /// Redis runs the queued commands even when one fails, so a `NOSCRIPT` (Redis lost its script
 /// cache) means the decrement ran and the script did not: the places are given back, the
 /// script loaded, and the step tried once more. Any other failure leaves the outcome unknown
@@ -127,24 +135,43 @@ pub async fn hold_general(
         amount.to_string(),
     ];
     let script = &store.scripts.hold_ga;
-    // fred types no EVALSHA inside a transaction, so it goes as a raw command, routed (on a
-    // cluster) to the slot every key of the concert shares.
+    // Every command is routed (on a cluster) to the slot every key of the concert shares.
     let slot = fred::util::redis_keyslot(counter.as_bytes());
+    let command = |name| CustomCommand::new_static(name, ClusterHash::Custom(slot), false);
     let mut evalsha: Vec<Value> = Vec::with_capacity(2 + keys.len() + args.len());
     evalsha.push(script.sha1().clone().into());
     evalsha.push(Value::Integer(keys.len() as i64));
     evalsha.extend(keys.into_iter().map(Value::from));
     evalsha.extend(args.into_iter().map(Value::from));
+    let once = Options {
+        max_attempts: Some(1),
+        max_redirections: Some(0),
+        ..Options::default()
+    };
+    let client = store.redis.next();
     let mut reloaded = false;
     loop {
-        let tx = store.redis_tx.next().multi();
-        let _: () = tx.decr_by(&counter, q).await?;
-        let command = CustomCommand::new_static("EVALSHA", ClusterHash::Custom(slot), false);
-        let _: () = tx.custom(command, evalsha.clone()).await?;
-        // abort_on_error = false: an error inside EXEC's reply is a command that failed after
-        // the others ran, which is what the NOSCRIPT branch must know.
-        match tx.exec::<(i64, Vec<Value>)>(false).await {
-            Ok((_, reply)) => return placed(reply, store.config.ticket_limit),
+        let pipeline = client.pipeline();
+        let queue = pipeline.with_options(&once);
+        let _: () = queue.custom(command("MULTI"), Vec::<Value>::new()).await?;
+        let _: () = queue
+            .custom(
+                command("DECRBY"),
+                vec![Value::from(counter.as_str()), q.into()],
+            )
+            .await?;
+        let _: () = queue.custom(command("EVALSHA"), evalsha.clone()).await?;
+        let _: () = queue.custom(command("EXEC"), Vec::<Value>::new()).await?;
+        // EXEC's reply says what ran; an error nested in it (the script's) comes back as the
+        // whole reply's error, which is what the NOSCRIPT branch must know.
+        let exec = pipeline.try_all::<Value>().await.pop();
+        match exec
+            .unwrap_or_else(|| Err(fred::error::Error::new(ErrorKind::Unknown, "no EXEC reply")))
+        {
+            Ok(reply) => {
+                let (_, reply) = reply.convert::<(i64, Vec<Value>)>()?;
+                return placed(reply, store.config.ticket_limit);
+            }
             Err(e) if !reloaded && e.details().starts_with("NOSCRIPT") => {
                 give_back(store.redis, &counter, q).await?;
                 script.load(store.redis.next()).await?;

@@ -382,7 +382,7 @@ async fn finish(store: Store<'_>, user: UserId, hold: HoldId, record: &HoldRecor
     if let Err(e) = redis::finalise(store.hot(), hold, record).await {
         tracing::warn!(hold = %hold, error = %e, "finalise after commit failed; the reconciler will finish it");
     }
-    if let Err(e) = queue::end_session(store.redis_tx, store.keys, hold.concert(), user).await {
+    if let Err(e) = queue::end_session(store.redis, store.keys, hold.concert(), user).await {
         tracing::warn!(user = %user, error = %e, "could not end the ACTIVE session after payment");
     }
 }

@@ -141,7 +141,7 @@ async fn saga(store: Store<'_>, user: UserId, hold: HoldId, key: &IdempotencyKey
     if let Err(e) = redis::finalise(store.hot(), hold, &claim.record).await {
         tracing::warn!(hold = %hold, error = %e, "finalise after commit failed; the reconciler will finish it");
     }
-    if let Err(e) = queue::end_session(store.redis_tx, store.keys, concert, user).await {
+    if let Err(e) = queue::end_session(store.redis, store.keys, concert, user).await {
         tracing::warn!(user = %user, error = %e, "could not end the ACTIVE session after payment");
     }
     Ok(Paid {

@@ -210,6 +210,10 @@ async fn every_audit_check_passes_on_real_sales_and_fails_on_its_corruption() {
             "every reservation's hold is mirrored as PAID",
             vec![format!("UPDATE holds SET status = 'HELD' WHERE id = '{seat_hold_id}'")],
         ),
+        (
+            "every mirrored hold names its user",
+            vec![format!("UPDATE holds SET user_id = -1 WHERE id = '{seat_hold_id}'")],
+        ),
     ];
     assert_eq!(cases.len(), CHECKS.len(), "every Postgres check has a case");
     for (name, corruption) in &cases {
