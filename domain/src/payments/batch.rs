@@ -11,8 +11,8 @@
 //! How: each payment is a [`Job`] on the replica's queue. A few loops ([`Batcher::run`]) each
 //! take whatever is queued (up to [`MAX_BATCH`]) and run the saga of [`super::saga`] for all of
 //! it at once: take every hold's advisory lock and open every idempotency key (two pipelined
-//! statements, [`pg::open_batch`]), claim the holds in Redis concurrently, record
-//! all the claimed ones with one statement ([`pg::record_batch`]), release the keys of those
+//! statements, [`pg::open`]), claim the holds in Redis concurrently, record
+//! all the claimed ones with one statement ([`pg::record`]), release the keys of those
 //! that failed, commit once, then finalise each in Redis. Nothing waits for a batch to fill: a
 //! batch is what queued while the previous one was in Postgres, so a lone payment goes at once.
 //!
@@ -220,7 +220,7 @@ async fn batch_saga(
 
     // 0. Lock every hold (in the order sorted above) and open every key.
     let payments: Vec<_> = jobs.iter().map(|j| (j.user, j.hold, &j.key)).collect();
-    let Ok(opened) = pg::open_batch(&tx, &payments).await else {
+    let Ok(opened) = pg::open(&tx, &payments).await else {
         // The transaction is unusable; nothing is claimed yet.
         return Err(Fallback);
     };
@@ -270,7 +270,7 @@ async fn batch_saga(
     }
     let recorded = async {
         pg::lock_sections(&tx, &to_record).await?;
-        pg::record_batch(&tx, &to_record).await
+        pg::record(&tx, &to_record).await
     };
     let recorded = match recorded.await {
         Ok(recorded) => recorded,

@@ -103,12 +103,16 @@ async fn saga(store: Store<'_>, user: UserId, hold: HoldId, key: &IdempotencyKey
     let concert = hold.concert();
     let mut client = store.pg.get().await?;
     let tx = client.transaction().await?;
-    if let Some(payment) = pg::open(&tx, user, hold, key).await? {
-        return Ok(Paid {
-            payment,
-            concert,
-            footprint: None,
-        });
+    let mut opened = pg::open(&tx, &[(user, hold, key)]).await?;
+    match opened.pop().expect("open answers each payment")? {
+        pg::Opened::New => {}
+        pg::Opened::Replay(payment) => {
+            return Ok(Paid {
+                payment,
+                concert,
+                footprint: None,
+            })
+        }
     }
     let claim = claim(store, user, hold).await?;
     #[cfg(feature = "fault-injection")]
@@ -117,7 +121,31 @@ async fn saga(store: Store<'_>, user: UserId, hold: HoldId, key: &IdempotencyKey
         // rolls back when dropped and the reconciler must restore the hold.
         return Err(anyhow::anyhow!("fault injected before commit").into());
     }
-    let payment = match pg::record(&tx, user, hold, key, &claim).await {
+    let recording = pg::Recording {
+        user,
+        hold,
+        key,
+        claim: &claim,
+    };
+    let recorded = async {
+        match pg::record(&tx, std::slice::from_ref(&recording))
+            .await?
+            .remove(&hold)
+        {
+            Some(payment) => Ok(payment),
+            // Short of points: nothing was written.
+            None => Err(
+                match pg::balances(&tx, std::iter::once(user)).await?.get(&user) {
+                    Some(balance) => Error::InsufficientPoints {
+                        balance: *balance,
+                        needed: claim.amount,
+                    },
+                    None => Error::Unauthorized,
+                },
+            ),
+        }
+    };
+    let payment = match recorded.await {
         Ok(payment) => payment,
         Err(e) => {
             // Put the hold back while the advisory lock is still ours, then roll back. If the

@@ -19,60 +19,6 @@ use crate::{
 /// The idempotency-key operation name of payments.
 const PAY: &str = "holds.pay";
 
-/// Opens the payment: claims the idempotency key and takes the hold's advisory lock, in one
-/// statement. Returns the stored response when the key was used before for this hold.
-///
-/// A concurrent request with the same key blocks on the key's primary key until this
-/// transaction ends, then finds the stored response (or, if this one rolled back, does the
-/// work itself). The advisory lock serialises everything that settles the hold's payment:
-/// other payments of it with other keys, and the reconciler, which only acts on claims whose
-/// lock it can take, so it never settles a payment still in flight.
-pub async fn open(
-    tx: &Transaction<'_>,
-    user: UserId,
-    hold: HoldId,
-    key: &IdempotencyKey,
-) -> Result<Option<Payment>> {
-    let fingerprint = request_fingerprint(&[&hold.to_string()]);
-    let stmt = tx
-        .prepare_cached(
-            "WITH k AS (INSERT INTO idempotency_keys \
-                 (user_id, operation, key, request_hash, status_code, response) \
-                 VALUES ($1, $2, $3, $4, 0, 'null') ON CONFLICT DO NOTHING RETURNING 1) \
-             SELECT EXISTS (SELECT 1 FROM k) FROM pg_advisory_xact_lock($5)",
-        )
-        .await?;
-    let row = tx
-        .query_one(
-            &stmt,
-            &[
-                &user.get(),
-                &PAY,
-                &key.as_str(),
-                &fingerprint,
-                &hold.lock_key(),
-            ],
-        )
-        .await?;
-    if row.get::<_, bool>(0) {
-        return Ok(None);
-    }
-    let stored = tx
-        .query_one(
-            "SELECT request_hash, response FROM idempotency_keys \
-             WHERE user_id = $1 AND operation = $2 AND key = $3",
-            &[&user.get(), &PAY, &key.as_str()],
-        )
-        .await?;
-    if stored.get::<_, String>(0) != fingerprint {
-        return Err(Error::IdempotencyKeyReused);
-    }
-    let response: serde_json::Value = stored.get(1);
-    let payment = serde_json::from_value(response)
-        .map_err(|e| anyhow::anyhow!("stored payment response is unreadable: {e}"))?;
-    Ok(Some(payment))
-}
-
 /// How a batch's payment opened.
 pub enum Opened {
     /// The key is new: this transaction claimed it, and the payment goes on.
@@ -81,11 +27,18 @@ pub enum Opened {
     Replay(Payment),
 }
 
-/// [`open`] for a batch of payments of distinct users (so a user id names its payment),
-/// ordered by hold id: takes every hold's advisory lock in that order (so two batches never
-/// wait for each other's locks in a cycle), then claims every key in one statement, and reads
-/// the stored answers of keys used before. Answers one result per payment, in order.
-pub async fn open_batch(
+/// Opens a batch of payments of distinct users (so a user id names its payment), ordered by
+/// hold id: takes every hold's advisory lock in that order (so two batches never wait for
+/// each other's locks in a cycle), then claims every key in one statement, and reads the
+/// stored answers of keys used before. Answers one result per payment, in order. A payment
+/// alone is a batch of one.
+///
+/// A concurrent request with the same key blocks on the key's primary key until this
+/// transaction ends, then finds the stored response (or, if this one rolled back, does the
+/// work itself). The advisory lock serialises everything that settles the hold's payment:
+/// other payments of it with other keys, and the reconciler, which only acts on claims whose
+/// lock it can take, so it never settles a payment still in flight.
+pub async fn open(
     tx: &Transaction<'_>,
     payments: &[(UserId, HoldId, &IdempotencyKey)],
 ) -> Result<Vec<Result<Opened>>> {
@@ -154,113 +107,7 @@ pub async fn open_batch(
         .collect())
 }
 
-/// Records the payment of a claimed hold in one statement: debit (guarded by the balance),
-/// ledger row, the hold's row as PAID (the sink may not have written it yet), reservation,
-/// one reservation item per seat (UNIQUE: a seat is sold once), a GA section's sold count
-/// (CHECK: never past capacity), payment (hold UNIQUE), outbox row and the stored response
-/// for the idempotency key. Every insert hangs off the debit, so when the balance is short
-/// the statement writes nothing and the caller gets `InsufficientPoints`.
-///
-/// Seated sections keep `sold` at 0: their seats sold are their reservation items (the
-/// UNIQUE is their guarantee), and counting them in the section's row would make every
-/// payment in a popular section queue on that one row lock until commit. A GA section has no
-/// other guarantee than its CHECK, so its row is the price of that section's payments.
-pub async fn record(
-    tx: &Transaction<'_>,
-    user: UserId,
-    hold: HoldId,
-    key: &IdempotencyKey,
-    claim: &Claim,
-) -> Result<Payment> {
-    let stmt = tx
-        .prepare_cached(
-            "WITH debit AS ( \
-                UPDATE point_balances SET balance = balance - $2, updated_at = now() \
-                WHERE user_id = $1 AND balance >= $2 RETURNING balance \
-             ), held AS ( \
-                INSERT INTO holds (id, user_id, schedule_id, section_id, quantity, amount, status, expires_at) \
-                SELECT $3, $1, $4, $5, $6, $2, 'PAID', $7 FROM debit \
-                ON CONFLICT (id) DO UPDATE SET status = 'PAID', updated_at = now() RETURNING id \
-             ), held_seats AS ( \
-                INSERT INTO hold_seats (hold_id, seat_id) \
-                SELECT held.id, s FROM held, unnest($8::bigint[]) s ON CONFLICT DO NOTHING \
-             ), ledger AS ( \
-                INSERT INTO point_ledger (user_id, delta, reason, payment_id) \
-                SELECT $1, -$2, 'PAYMENT', $10 FROM debit \
-             ), reservation AS ( \
-                INSERT INTO reservations (id, hold_id, user_id, schedule_id, section_id, quantity, amount) \
-                SELECT $9, $3, $1, $4, $5, $6, $2 FROM debit RETURNING id, paid_at \
-             ), items AS ( \
-                INSERT INTO reservation_items (reservation_id, seat_id) \
-                SELECT r.id, s FROM reservation r, unnest($8::bigint[]) s \
-             ), sold AS ( \
-                UPDATE sections SET sold = sold + $6 \
-                WHERE id = $5 AND EXISTS (SELECT 1 FROM debit) \
-             ), payment AS ( \
-                INSERT INTO payments (id, hold_id, reservation_id, user_id, amount) \
-                SELECT $10, $3, r.id, $1, $2 FROM reservation r \
-             ), outbox_row AS ( \
-                INSERT INTO outbox (topic, payload) \
-                SELECT 'reservation.confirmed', jsonb_build_object( \
-                    'reservationId', r.id, 'paymentId', $10::uuid, 'holdId', $3::uuid, \
-                    'userId', $1::bigint, 'scheduleId', $4::bigint, 'seats', $8::bigint[], \
-                    'quantity', $6::int, 'amount', $2::bigint, 'paidAt', r.paid_at) \
-                FROM reservation r \
-             ), key_row AS ( \
-                UPDATE idempotency_keys SET status_code = 201, response = jsonb_build_object( \
-                    'reservationId', $9::uuid, 'paymentId', $10::uuid, 'amount', $2::bigint, \
-                    'balance', debit.balance) \
-                FROM debit WHERE user_id = $1 AND operation = $11 AND key = $12 \
-             ) \
-             SELECT balance FROM debit",
-        )
-        .await?;
-    let reservation = ReservationId(Uuid::now_v7());
-    let payment = PaymentId(Uuid::now_v7());
-    let seats: Vec<i64> = claim.record.seats.iter().map(|s| s.get()).collect();
-    let section = claim.record.section.map(|s| s.get());
-    let row = tx
-        .query_opt(
-            &stmt,
-            &[
-                &user.get(),
-                &claim.amount,
-                &hold.get(),
-                &claim.record.schedule.get(),
-                &section,
-                &claim.quantity,
-                &claim.expires_at,
-                &seats,
-                &reservation.0,
-                &payment.0,
-                &PAY,
-                &key.as_str(),
-            ],
-        )
-        .await
-        .map_err(constraint_error)?;
-    let Some(row) = row else {
-        let balance = tx
-            .query_opt(
-                "SELECT balance FROM point_balances WHERE user_id = $1",
-                &[&user.get()],
-            )
-            .await?
-            .ok_or(Error::Unauthorized)?;
-        return Err(Error::InsufficientPoints {
-            balance: balance.get(0),
-            needed: claim.amount,
-        });
-    };
-    Ok(Payment {
-        reservation_id: reservation,
-        payment_id: payment,
-        amount: claim.amount,
-        balance: row.get(0),
-    })
-}
-
-/// One claimed payment of a batch, for [`record_batch`].
+/// One claimed payment of a batch, for [`record`].
 pub struct Recording<'a> {
     pub user: UserId,
     pub hold: HoldId,
@@ -268,7 +115,7 @@ pub struct Recording<'a> {
     pub claim: &'a Claim,
 }
 
-/// Locks the GA sections that [`record_batch`] will update, in id order, so that two batches
+/// Locks the GA sections that [`record`] will update, in id order, so that two batches
 /// paying into the same GA sections never wait for each other's rows in a cycle. Without it
 /// the statement updated them in its join's order, and two such batches could deadlock
 /// (Postgres ends that after a second, and the batch falls back). One section needs no order.
@@ -298,14 +145,25 @@ pub async fn lock_sections(tx: &Transaction<'_>, batch: &[Recording<'_>]) -> Res
     Ok(())
 }
 
-/// [`record`] for a batch of payments of distinct users, in one statement: the same rows, each
-/// payment's hanging off its own debit. `holds` rows are written in hold-id order, the sink's
-/// order, so that the two never wait for each other's rows in a cycle; the GA sections it
-/// updates are locked in order beforehand ([`lock_sections`]). Returns the payments recorded, by hold; a payment
-/// missing from the answer was short of points (or its user has no balance) and wrote
-/// nothing. An error (a constraint, a lock conflict) fails the whole statement, and the caller
-/// pays each payment alone.
-pub async fn record_batch(
+/// Records a batch of claimed payments of distinct users in one statement. For each payment,
+/// hanging off its own debit (guarded by the balance): ledger row, the hold's row as PAID
+/// (the sink may not have written it yet), reservation, one reservation item per seat
+/// (UNIQUE: a seat is sold once), a GA section's sold count (CHECK: never past capacity),
+/// payment (hold UNIQUE), outbox row and the stored response for the idempotency key.
+/// Returns the payments recorded, by hold; a payment missing from the answer was short of
+/// points (or its user has no balance) and wrote nothing. An error (a constraint, a lock
+/// conflict) fails the whole statement; a batch then pays each payment alone, as a batch of
+/// one, which answers that payment's own contract error.
+///
+/// `holds` rows are written in hold-id order, the sink's order, so that the two never wait for
+/// each other's rows in a cycle; the GA sections it updates are locked in order beforehand
+/// ([`lock_sections`]).
+///
+/// Seated sections keep `sold` at 0: their seats sold are their reservation items (the
+/// UNIQUE is their guarantee), and counting them in the section's row would make every
+/// payment in a popular section queue on that one row lock until commit. A GA section has no
+/// other guarantee than its CHECK, so its row is the price of that section's payments.
+pub async fn record(
     tx: &Transaction<'_>,
     batch: &[Recording<'_>],
 ) -> Result<HashMap<HoldId, Payment>> {
@@ -422,7 +280,8 @@ pub async fn record_batch(
                 &PAY,
             ],
         )
-        .await?;
+        .await
+        .map_err(constraint_error)?;
     Ok(rows
         .iter()
         .map(|row| {
