@@ -322,13 +322,15 @@ def sales() -> Board:
                  [q(f"sum by (kind) (rate(boxoffice_stream_events_total[{RATE}]))", "{{kind}}")])
     b.timeseries("Reconciler actions / s", "Payments interrupted between Redis and Postgres, settled.",
                  "short", [q(f"sum by (action) (rate(boxoffice_reconciler_actions_total[{RATE}]))", "{{action}}")])
-    b.timeseries("Payment batches", "Payments per shared transaction (a replica batches what queues while "
-                 "the previous batch is in Postgres), and batches that failed as a whole and paid each "
-                 "payment alone.", "short",
-                 targets((f"sum(rate(boxoffice_payment_batch_size_sum[{RATE}]))"
+    b.timeseries("Batches", "Holds per Redis call and payments per shared transaction (a replica "
+                 "batches what queues while its previous batch is in flight), and payment batches that "
+                 "failed as a whole and paid each payment alone.", "short",
+                 targets((f"sum(rate(boxoffice_hold_batch_size_sum[{RATE}]))"
+                          f" / sum(rate(boxoffice_hold_batch_size_count[{RATE}]))", "holds per batch"),
+                         (f"sum(rate(boxoffice_payment_batch_size_sum[{RATE}]))"
                           f" / sum(rate(boxoffice_payment_batch_size_count[{RATE}]))", "payments per batch"),
                          (f"sum(rate(boxoffice_payment_batch_fallbacks_total[{RATE}])) or vector(0)",
-                          "fallbacks / s")))
+                          "payment fallbacks / s")))
     b.timeseries("Cache hit ratio", "moka caches (dates per concert, seats per section).", "percentunit",
                  [q(f'sum by (cache) (rate(boxoffice_cache_requests_total{{result="hit"}}[{RATE}]))'
                     f" / sum by (cache) (rate(boxoffice_cache_requests_total[{RATE}]))", "{{cache}}")])

@@ -112,6 +112,15 @@ impl Error {
         }
     }
 
+    /// The same answer again, for each request of a batch that failed as one (an error is not
+    /// `Clone`: it may carry a source).
+    pub fn repeat(&self) -> Error {
+        match self {
+            Error::Unavailable(what) => Error::Unavailable(what),
+            other => anyhow::anyhow!("{other}").into(),
+        }
+    }
+
     /// Where the error came from; `Dependency` errors are safe to retry.
     pub fn origin(&self) -> Origin {
         match self {

@@ -44,7 +44,7 @@ impl Application {
             .with_context(|| format!("binding {}", config.admin_addr))?;
         let state = AppState::new(config, pg, redis, scripts, access, queue_tokens);
         spawn_limiter_upkeep(&state);
-        spawn_payment_batches(&state);
+        spawn_batches(&state);
         let public = router::public(state.clone());
         let admin = router::admin(state.clone(), metrics);
         Ok(Self {
@@ -123,10 +123,14 @@ fn pg_pool(config: &Config) -> anyhow::Result<deadpool_postgres::Pool> {
         .context("building the Postgres pool")
 }
 
-/// The loops that record this replica's payments in batches. They live as long as the
-/// runtime: a batch in flight finishes before graceful shutdown ends, because its requests are
-/// in flight too.
-fn spawn_payment_batches(state: &AppState) {
+/// The loops that send this replica's holds to Redis and record its payments in batches.
+/// They live as long as the runtime: a batch in flight finishes before graceful shutdown ends,
+/// because its requests are in flight too.
+fn spawn_batches(state: &AppState) {
+    for _ in 0..boxoffice_domain::holds::batch::LOOPS {
+        let state = state.clone();
+        tokio::spawn(async move { state.holds.run(state.store()).await });
+    }
     for _ in 0..boxoffice_domain::payments::batch::LOOPS {
         let state = state.clone();
         tokio::spawn(async move { state.payments.run(state.store()).await });

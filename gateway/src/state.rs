@@ -34,6 +34,8 @@ pub struct Inner {
     pub caches: Caches,
     /// What this replica remembers between requests about holds (registrations, loads).
     pub replica: boxoffice_domain::holds::Replica,
+    /// This replica's holds, sent to Redis in batches (see `holds::batch`).
+    pub holds: boxoffice_domain::holds::batch::Batcher,
     /// This replica's payments, recorded in batches (see `payments::batch`).
     pub payments: boxoffice_domain::payments::batch::Batcher,
     /// Per-user request rate, per replica.
@@ -78,6 +80,7 @@ impl AppState {
             room,
             caches,
             replica: Default::default(),
+            holds: Default::default(),
             payments: Default::default(),
             limiter: DefaultKeyedRateLimiter::keyed(quota),
             ready: AtomicBool::new(true),
@@ -99,6 +102,7 @@ impl AppState {
             keys: &self.keys,
             config: &self.config,
             replica: &self.replica,
+            batches: &self.holds,
         }
     }
 

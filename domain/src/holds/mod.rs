@@ -5,6 +5,7 @@
 //! - A numbered seat is taken by one Lua script that checks every seat before writing any
 //!   ([`redis::hold_seats`]); a general-admission place is taken from a counter with
 //!   `MULTI`/`DECRBY` and given back when the counter went below zero ([`redis::hold_general`]).
+//!   A replica sends its concurrent holds of a schedule together ([`batch`]).
 //! - Every hold expires after the configured TTL. The worker's sweep ends due holds whether or
 //!   not anyone reads them; until it runs, an expired hold already counts as free.
 //! - Each change appends an event to the concert's stream; the worker mirrors it into Postgres.
@@ -14,6 +15,7 @@
 //! Postgres the first time it is used ([`ensure_loaded`]), so a Redis that lost its data is
 //! rebuilt from the truth before it sells again.
 
+pub mod batch;
 pub mod pg;
 pub mod redis;
 
@@ -349,6 +351,7 @@ pub struct Store<'a> {
     pub keys: &'a Keys,
     pub config: &'a Config,
     pub replica: &'a Replica,
+    pub batches: &'a batch::Batcher,
 }
 
 /// What one gateway process remembers between requests about holds: when it last registered
@@ -436,7 +439,10 @@ async fn place_inner(
                 .collect::<Result<Vec<_>>>()?;
             let amount = chosen.iter().map(|s| s.price).sum();
             let expires_ms = loaded_then(store, schedule, || {
-                redis::hold_seats(store, schedule, id, user, amount, &ids)
+                let wanted = batch::Wanted::Seats(ids.clone());
+                store
+                    .batches
+                    .hold(schedule.concert, schedule.id, id, user, amount, wanted)
             })
             .await?;
             let held = chosen
@@ -463,7 +469,13 @@ async fn place_inner(
             }
             let amount = section.price * i64::from(quantity);
             let expires_ms = loaded_then(store, schedule, || {
-                redis::hold_general(store, schedule, section.id, id, user, quantity, amount)
+                let wanted = batch::Wanted::Places {
+                    section: section.id,
+                    quantity,
+                };
+                store
+                    .batches
+                    .hold(schedule.concert, schedule.id, id, user, amount, wanted)
             })
             .await?;
             let footprint = Footprint {

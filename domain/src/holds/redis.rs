@@ -44,105 +44,143 @@ fn ttl_ms(store: Store<'_>) -> i64 {
     i64::try_from(store.config.hold_ttl.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Takes `seats` for a new hold. `Ok(None)` when the schedule's inventory is not loaded yet.
+/// One set of seats to hold, for [`hold_seats`].
+pub struct SeatsWanted<'a> {
+    pub hold: HoldId,
+    pub user: UserId,
+    pub amount: i64,
+    pub seats: &'a [SeatId],
+}
+
+/// One hold of general-admission places, for [`hold_general`].
+pub struct PlacesWanted {
+    pub hold: HoldId,
+    pub user: UserId,
+    pub section: SectionId,
+    pub quantity: u32,
+    pub amount: i64,
+}
+
+/// What one wanted hold got: its expiry (epoch ms), `None` when the schedule's inventory is
+/// not loaded yet, or its refusal.
+pub type Placed = Result<Option<i64>>;
+
+/// Takes each set of seats of `schedule` for its new hold, in order, in one script call;
+/// answers each set. An `Err` of the call itself (Redis unreachable) answers none of them.
 pub async fn hold_seats(
     store: Store<'_>,
-    schedule: &Schedule,
-    hold: HoldId,
-    user: UserId,
-    amount: i64,
-    seats: &[SeatId],
-) -> Result<Option<i64>> {
-    let (k, c, s) = (store.keys, schedule.concert, schedule.id);
-    let keys = vec![
-        k.inventory_loaded(c, s),
-        k.seat_owners(c, s),
-        k.user_tickets(c, s),
-        k.hold(c, hold),
-        k.hold_expiry(c),
-        k.hold_paying(c),
-        k.hold_events(c),
-    ];
-    let mut args = Vec::with_capacity(6 + seats.len());
-    args.extend([
-        hold.to_string(),
-        user.to_string(),
-        s.to_string(),
+    concert: ConcertId,
+    schedule: ScheduleId,
+    wanted: &[SeatsWanted<'_>],
+) -> Result<Vec<Placed>> {
+    let k = store.keys;
+    let mut keys = Vec::with_capacity(6 + wanted.len());
+    keys.extend([
+        k.inventory_loaded(concert, schedule),
+        k.seat_owners(concert, schedule),
+        k.user_tickets(concert, schedule),
+        k.hold_expiry(concert),
+        k.hold_paying(concert),
+        k.hold_events(concert),
+    ]);
+    keys.extend(wanted.iter().map(|w| k.hold(concert, w.hold)));
+    let mut args = vec![
+        schedule.to_string(),
         ttl_ms(store).to_string(),
         store.config.ticket_limit.to_string(),
-        amount.to_string(),
-    ]);
-    args.extend(seats.iter().map(ToString::to_string));
-    let reply: Vec<Value> = store
+    ];
+    for w in wanted {
+        args.extend([
+            w.hold.to_string(),
+            w.user.to_string(),
+            w.amount.to_string(),
+            w.seats.len().to_string(),
+        ]);
+        args.extend(w.seats.iter().map(ToString::to_string));
+    }
+    let replies: Vec<Vec<Value>> = store
         .scripts
         .run(store.redis, &store.scripts.hold_seats, keys, args)
         .await?;
-    placed(reply, store.config.ticket_limit)
+    if replies.len() != wanted.len() {
+        return Err(anyhow::anyhow!(
+            "hold_seats answered {} of {} sets",
+            replies.len(),
+            wanted.len()
+        )
+        .into());
+    }
+    let limit = store.config.ticket_limit;
+    Ok(replies.into_iter().map(|r| placed(r, limit)).collect())
 }
 
-/// Takes `quantity` places of a general-admission section for a new hold. `Ok(None)` when the
-/// schedule's inventory is not loaded yet.
+/// Takes each hold's places of a general-admission section of `schedule`, in order, in one
+/// round trip; answers each hold.
 ///
-/// One round trip: `MULTI; DECRBY remaining q; EVALSHA hold_ga; EXEC`. The places come off the
-/// counter with `DECRBY` (seed 000's counter): it is atomic, so concurrent requests get
+/// `MULTI`, then per hold `DECRBY remaining q; EVALSHA hold_ga`, then `EXEC`. The places come
+/// off the counter with `DECRBY` (seed 000's counter): it is atomic, so concurrent requests get
 /// distinct results and exactly those whose result is >= 0 fit. Seed 000 compensated a
 /// negative result in a later command, so the counter read low meanwhile and a crash between
-/// the two lost places; here the compensation is `hold_ga.lua`, in the same `EXEC`, which
-/// records the hold or gives the places back (sold out, over the ticket limit, not loaded)
-/// before any other client runs. The counter is exact after every request, and never below 0.
+/// the two lost places; here the compensation is `hold_ga.lua`, right behind its decrement in
+/// the same `EXEC`, which records the hold or gives the places back (sold out, over the ticket
+/// limit, not loaded) before any other client runs. The counter is exact after every
+/// request, and never below 0.
 ///
-/// The four commands go as one pipeline on the shared connections, not as a fred transaction:
+/// The commands go as one pipeline on the shared connections, not as a fred transaction:
 /// fred sends a transaction alone on its connection (it drains what is in flight there, writes
 /// and flushes each command, then waits for `EXEC`), which cost a dedicated connection pool,
 /// four writes and a stalled connection per hold. A pipeline is written in one piece by the
 /// connection's router, so nothing else lands between `MULTI` and `EXEC`, and other requests'
 /// commands share its write. It is sent once and never retried or redirected by fred: a retry
-/// after a lost connection could resend the `DECRBY` without its `MULTI`.
+/// after a lost connection could resend a `DECRBY` without its `MULTI`.
 ///
 /// Redis runs the queued commands even when one fails, so a `NOSCRIPT` (Redis lost its script
-/// cache) means the decrement ran and the script did not: the places are given back, the
+/// cache) means the decrements ran and the scripts did not: the places are given back, the
 /// script loaded, and the step tried once more. Any other failure leaves the outcome unknown
 /// (the reply may have been lost after `EXEC` ran), so nothing is given back: at worst places
 /// stay taken and unsold, an undersell the audit reports, never an oversell.
 pub async fn hold_general(
     store: Store<'_>,
-    schedule: &Schedule,
-    section: SectionId,
-    hold: HoldId,
-    user: UserId,
-    quantity: u32,
-    amount: i64,
-) -> Result<Option<i64>> {
-    let (k, c, s) = (store.keys, schedule.concert, schedule.id);
-    let counter = k.ga_remaining(c, section);
-    let q = i64::from(quantity);
-    let keys = vec![
-        k.user_tickets(c, s),
-        k.hold(c, hold),
-        k.hold_expiry(c),
-        k.hold_events(c),
-        counter.clone(),
-        k.inventory_loaded(c, s),
-    ];
-    let args = vec![
-        hold.to_string(),
-        user.to_string(),
-        s.to_string(),
-        section.to_string(),
-        ttl_ms(store).to_string(),
-        store.config.ticket_limit.to_string(),
-        q.to_string(),
-        amount.to_string(),
-    ];
+    concert: ConcertId,
+    schedule: ScheduleId,
+    wanted: &[PlacesWanted],
+) -> Result<Vec<Placed>> {
+    let k = store.keys;
     let script = &store.scripts.hold_ga;
-    // Every command is routed (on a cluster) to the slot every key of the concert shares.
-    let slot = fred::util::redis_keyslot(counter.as_bytes());
+    // Every key is the concert's, so every command goes (on a cluster) to the concert's slot.
+    let slot = fred::util::redis_keyslot(k.hold_events(concert).as_bytes());
     let command = |name| CustomCommand::new_static(name, ClusterHash::Custom(slot), false);
-    let mut evalsha: Vec<Value> = Vec::with_capacity(2 + keys.len() + args.len());
-    evalsha.push(script.sha1().clone().into());
-    evalsha.push(Value::Integer(keys.len() as i64));
-    evalsha.extend(keys.into_iter().map(Value::from));
-    evalsha.extend(args.into_iter().map(Value::from));
+    let holds: Vec<(String, i64, Vec<Value>)> = wanted
+        .iter()
+        .map(|w| {
+            let counter = k.ga_remaining(concert, w.section);
+            let q = i64::from(w.quantity);
+            let keys = [
+                k.user_tickets(concert, schedule),
+                k.hold(concert, w.hold),
+                k.hold_expiry(concert),
+                k.hold_events(concert),
+                counter.clone(),
+                k.inventory_loaded(concert, schedule),
+            ];
+            let args = [
+                w.hold.to_string(),
+                w.user.to_string(),
+                schedule.to_string(),
+                w.section.to_string(),
+                ttl_ms(store).to_string(),
+                store.config.ticket_limit.to_string(),
+                q.to_string(),
+                w.amount.to_string(),
+            ];
+            let mut evalsha: Vec<Value> = Vec::with_capacity(2 + keys.len() + args.len());
+            evalsha.push(script.sha1().clone().into());
+            evalsha.push(Value::Integer(keys.len() as i64));
+            evalsha.extend(keys.into_iter().map(Value::from));
+            evalsha.extend(args.into_iter().map(Value::from));
+            (counter, q, evalsha)
+        })
+        .collect();
     let once = Options {
         max_attempts: Some(1),
         max_redirections: Some(0),
@@ -154,26 +192,44 @@ pub async fn hold_general(
         let pipeline = client.pipeline();
         let queue = pipeline.with_options(&once);
         let _: () = queue.custom(command("MULTI"), Vec::<Value>::new()).await?;
-        let _: () = queue
-            .custom(
-                command("DECRBY"),
-                vec![Value::from(counter.as_str()), q.into()],
-            )
-            .await?;
-        let _: () = queue.custom(command("EVALSHA"), evalsha.clone()).await?;
+        for (counter, q, evalsha) in &holds {
+            let _: () = queue
+                .custom(
+                    command("DECRBY"),
+                    vec![Value::from(counter.as_str()), (*q).into()],
+                )
+                .await?;
+            let _: () = queue.custom(command("EVALSHA"), evalsha.clone()).await?;
+        }
         let _: () = queue.custom(command("EXEC"), Vec::<Value>::new()).await?;
-        // EXEC's reply says what ran; an error nested in it (the script's) comes back as the
+        // EXEC's reply says what ran; an error nested in it (a script's) comes back as the
         // whole reply's error, which is what the NOSCRIPT branch must know.
         let exec = pipeline.try_all::<Value>().await.pop();
         match exec
             .unwrap_or_else(|| Err(fred::error::Error::new(ErrorKind::Unknown, "no EXEC reply")))
         {
             Ok(reply) => {
-                let (_, reply) = reply.convert::<(i64, Vec<Value>)>()?;
-                return placed(reply, store.config.ticket_limit);
+                let replies = reply.into_array();
+                if replies.len() != 2 * holds.len() {
+                    return Err(anyhow::anyhow!(
+                        "EXEC answered {} of {} commands",
+                        replies.len(),
+                        2 * holds.len()
+                    )
+                    .into());
+                }
+                let limit = store.config.ticket_limit;
+                return Ok(replies
+                    .into_iter()
+                    .skip(1)
+                    .step_by(2)
+                    .map(|script_reply| placed(script_reply.into_array(), limit))
+                    .collect());
             }
             Err(e) if !reloaded && e.details().starts_with("NOSCRIPT") => {
-                give_back(store.redis, &counter, q).await?;
+                for (counter, q, _) in &holds {
+                    give_back(store.redis, counter, *q).await?;
+                }
                 script.load(store.redis.next()).await?;
                 reloaded = true;
             }

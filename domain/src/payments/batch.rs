@@ -207,7 +207,7 @@ async fn batch_saga(
     jobs: &[Job],
 ) -> std::result::Result<Vec<Result<Paid>>, Fallback> {
     let failed = |e: Error| -> std::result::Result<Vec<Result<Paid>>, Fallback> {
-        Ok(jobs.iter().map(|_| Err(copy_of(&e))).collect())
+        Ok(jobs.iter().map(|_| Err(e.repeat())).collect())
     };
     let mut client = match store.pg.get().await {
         Ok(client) => client,
@@ -342,7 +342,7 @@ async fn batch_saga(
         return Ok(results
             .into_iter()
             .map(|r| match r {
-                Ok(paid) if paid.footprint.is_some() => Err(copy_of(&e)),
+                Ok(paid) if paid.footprint.is_some() => Err(e.repeat()),
                 other => other,
             })
             .collect());
@@ -396,12 +396,4 @@ async fn put_back(store: Store<'_>, holds: impl Iterator<Item = HoldId>) {
         }
     }))
     .await;
-}
-
-/// The same answer for every job of a batch that failed as one.
-fn copy_of(e: &Error) -> Error {
-    match e {
-        Error::Unavailable(what) => Error::Unavailable(what),
-        other => anyhow::anyhow!("{other}").into(),
-    }
 }

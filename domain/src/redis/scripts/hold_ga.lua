@@ -1,10 +1,10 @@
 -- hold_ga: records a general-admission hold, or gives its places back, in the same MULTI as
 -- the DECRBY that took them.
 --
--- The caller sends `MULTI; DECRBY ga_remaining q; EVALSHA hold_ga ...; EXEC` (holds/redis.rs):
--- the decrement is seed 000's counter, and this script is its compensation, run in the same
--- atomic step. So the counter is never seen below zero, and places are never left taken by a
--- refused request.
+-- The caller sends `MULTI`, then `DECRBY ga_remaining q; EVALSHA hold_ga ...` for each hold of
+-- a replica's batch, then `EXEC` (holds/redis.rs): the decrement is seed 000's counter, and
+-- this script is its compensation, run right behind it in the same atomic step. So the counter
+-- is never seen below zero, and places are never left taken by a refused request.
 --
 -- KEYS[1] user_tickets      HASH    userId -> tickets held or bought for the schedule
 -- KEYS[2] hold              HASH    the new hold

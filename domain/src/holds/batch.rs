@@ -1,0 +1,201 @@
+//! Hold batching: a replica's concurrent holds of one schedule share one Redis call.
+//!
+//! Why: a hold is one script, but each call has a fixed price besides the script's work: the
+//! client's framing, routing and reply handling, and Redis's read, dispatch and reply. At an
+//! on-sale the same schedule takes hundreds of holds at once, so that price is paid once per
+//! batch instead of once per hold.
+//!
+//! How: each hold is a [`Job`] on the replica's queue. A few loops ([`Batcher::run`]) each take
+//! whatever is queued (up to [`MAX_BATCH`]), group it by schedule and kind, and send each group
+//! as one call: one `hold_seats.lua` for every set of seats, or one `MULTI` with every
+//! general-admission hold's `DECRBY` and `hold_ga.lua` ([`redis::hold_seats`],
+//! [`redis::hold_general`]). Nothing waits for a batch to fill: a batch is what queued while
+//! the previous one was in Redis, so a lone hold goes at once.
+//!
+//! The guarantees are each hold's own: Redis decides the holds of a group one after the other,
+//! each seeing what the ones before it took, exactly as if they had come one by one in that
+//! order, and each gets its own answer. Only a failure of the call itself (Redis unreachable)
+//! answers every hold of its group with that error, which is what each would have got alone.
+
+use std::{collections::BTreeMap, panic::AssertUnwindSafe};
+
+use futures::{future::join_all, FutureExt};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use super::{
+    redis::{self, Placed, PlacesWanted, SeatsWanted},
+    HoldId, Store,
+};
+use crate::{
+    concerts::{ConcertId, ScheduleId, SeatId, SectionId},
+    identity::UserId,
+    Error,
+};
+
+/// The most holds one batch takes.
+pub const MAX_BATCH: usize = 64;
+
+/// How many batches one replica runs at once: one is gathered while another is in Redis.
+pub const LOOPS: usize = 4;
+
+/// What a hold takes.
+pub enum Wanted {
+    Seats(Vec<SeatId>),
+    Places { section: SectionId, quantity: u32 },
+}
+
+/// One hold waiting for its batch.
+struct Job {
+    concert: ConcertId,
+    schedule: ScheduleId,
+    hold: HoldId,
+    user: UserId,
+    amount: i64,
+    wanted: Wanted,
+    reply: oneshot::Sender<Placed>,
+}
+
+/// A replica's hold queue and the loops that drain it.
+pub struct Batcher {
+    jobs: mpsc::Sender<Job>,
+    queue: Mutex<mpsc::Receiver<Job>>,
+}
+
+impl Default for Batcher {
+    fn default() -> Self {
+        // Bounded by the requests in flight anyway (each waits for its answer); the bound is
+        // there so that a stalled Redis turns into waiting senders, not memory.
+        let (tx, rx) = mpsc::channel(4096);
+        Self {
+            jobs: tx,
+            queue: Mutex::new(rx),
+        }
+    }
+}
+
+impl Batcher {
+    /// Takes what `wanted` names for the new hold `hold`, in the next batch: its expiry (epoch
+    /// ms), `None` when the schedule's inventory is not loaded yet, or its refusal. Runs to the
+    /// end even if the caller stops waiting: the batch is not the request's task.
+    pub async fn hold(
+        &self,
+        concert: ConcertId,
+        schedule: ScheduleId,
+        hold: HoldId,
+        user: UserId,
+        amount: i64,
+        wanted: Wanted,
+    ) -> Placed {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            concert,
+            schedule,
+            hold,
+            user,
+            amount,
+            wanted,
+            reply,
+        };
+        match self.jobs.send(job).await {
+            Ok(()) => answer
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("hold batch dropped").into())),
+            Err(_) => Err(Error::Unavailable("holds")),
+        }
+    }
+
+    /// Drains the queue, one batch at a time, until the queue closes. A replica runs
+    /// [`LOOPS`] of these.
+    pub async fn run(&self, store: Store<'_>) {
+        loop {
+            // The lock is held while gathering only, so another loop gathers the next batch
+            // while this one is in Redis.
+            let Some(batch) = gather(&mut *self.queue.lock().await).await else {
+                return;
+            };
+            metrics::histogram!("boxoffice_hold_batch_size").record(batch.len() as f64);
+            // A bug that panics fails its batch's requests (their answers are dropped: 500),
+            // not the loop: with every loop gone, holds would queue and never be answered.
+            if AssertUnwindSafe(hold_batch(store, batch))
+                .catch_unwind()
+                .await
+                .is_err()
+            {
+                tracing::error!("a hold batch panicked; its holds were answered 500");
+            }
+        }
+    }
+}
+
+/// Waits for a first job, then takes what else is queued, up to [`MAX_BATCH`]. `None` once
+/// every sender is gone.
+async fn gather(jobs: &mut mpsc::Receiver<Job>) -> Option<Vec<Job>> {
+    let mut batch = vec![jobs.recv().await?];
+    while batch.len() < MAX_BATCH {
+        let Ok(job) = jobs.try_recv() else { break };
+        batch.push(job);
+    }
+    Some(batch)
+}
+
+/// Sends each group of a batch (one schedule, one kind) as one call, the groups at once, and
+/// answers every job.
+async fn hold_batch(store: Store<'_>, batch: Vec<Job>) {
+    let mut groups: BTreeMap<(ScheduleId, bool), Vec<Job>> = BTreeMap::new();
+    for job in batch {
+        let seated = matches!(job.wanted, Wanted::Seats(_));
+        groups.entry((job.schedule, seated)).or_default().push(job);
+    }
+    join_all(groups.into_values().map(|jobs| hold_group(store, jobs))).await;
+}
+
+async fn hold_group(store: Store<'_>, jobs: Vec<Job>) {
+    let (concert, schedule) = (jobs[0].concert, jobs[0].schedule);
+    let results = match &jobs[0].wanted {
+        Wanted::Seats(_) => {
+            let wanted: Vec<SeatsWanted<'_>> = jobs
+                .iter()
+                .filter_map(|j| match &j.wanted {
+                    Wanted::Seats(seats) => Some(SeatsWanted {
+                        hold: j.hold,
+                        user: j.user,
+                        amount: j.amount,
+                        seats,
+                    }),
+                    Wanted::Places { .. } => None,
+                })
+                .collect();
+            redis::hold_seats(store, concert, schedule, &wanted).await
+        }
+        Wanted::Places { .. } => {
+            let wanted: Vec<PlacesWanted> = jobs
+                .iter()
+                .filter_map(|j| match j.wanted {
+                    Wanted::Places { section, quantity } => Some(PlacesWanted {
+                        hold: j.hold,
+                        user: j.user,
+                        section,
+                        quantity,
+                        amount: j.amount,
+                    }),
+                    Wanted::Seats(_) => None,
+                })
+                .collect();
+            redis::hold_general(store, concert, schedule, &wanted).await
+        }
+    };
+    match results {
+        Ok(results) => {
+            for (job, result) in jobs.into_iter().zip(results) {
+                // A caller that stopped waiting is not an error: its hold stands, and expires.
+                let _ = job.reply.send(result);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, holds = jobs.len(), "a hold batch failed");
+            for job in jobs {
+                let _ = job.reply.send(Err(e.repeat()));
+            }
+        }
+    }
+}
