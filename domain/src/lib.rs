@@ -50,6 +50,7 @@ macro_rules! id_newtype {
     };
 }
 
+mod batching;
 pub mod concerts;
 pub mod config;
 pub mod error;

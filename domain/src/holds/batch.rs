@@ -17,9 +17,9 @@
 //! order, and each gets its own answer. Only a failure of the call itself (Redis unreachable)
 //! answers every hold of its group with that error, which is what each would have got alone.
 
-use std::{collections::BTreeMap, panic::AssertUnwindSafe};
+use std::collections::BTreeMap;
 
-use futures::{future::join_all, FutureExt};
+use futures::future::join_all;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::{
@@ -27,6 +27,7 @@ use super::{
     HoldId, Store,
 };
 use crate::{
+    batching,
     concerts::{ConcertId, ScheduleId, SeatId, SectionId},
     identity::UserId,
     Error,
@@ -113,16 +114,8 @@ impl Batcher {
             let Some(batch) = gather(&mut *self.queue.lock().await).await else {
                 return;
             };
-            metrics::histogram!("boxoffice_hold_batch_size").record(batch.len() as f64);
-            // A bug that panics fails its batch's requests (their answers are dropped: 500),
-            // not the loop: with every loop gone, holds would queue and never be answered.
-            if AssertUnwindSafe(hold_batch(store, batch))
-                .catch_unwind()
-                .await
-                .is_err()
-            {
-                tracing::error!("a hold batch panicked; its holds were answered 500");
-            }
+            let size = batch.len();
+            batching::run("boxoffice_hold_batch_size", size, hold_batch(store, batch)).await;
         }
     }
 }

@@ -31,13 +31,14 @@
 //! keys in one transaction would find each other's half-written rows. The second waits for the
 //! next batch.
 
-use std::{collections::HashSet, panic::AssertUnwindSafe, time::Instant};
+use std::{collections::HashSet, time::Instant};
 
-use futures::{future::join_all, FutureExt};
+use futures::future::join_all;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::{claim, observe, pg, redis, saga, Paid};
+use super::{claim, observe, pg, redis, saga, short_of_points, Paid};
 use crate::{
+    batching,
     holds::{redis::HoldRecord, HoldId, Store},
     identity::UserId,
     points::IdempotencyKey,
@@ -118,17 +119,14 @@ impl Batcher {
             let Some(batch) = self.queue.lock().await.gather().await else {
                 return;
             };
-            metrics::histogram!("boxoffice_payment_batch_size").record(batch.len() as f64);
-            // A bug that panics fails its batch's requests (their answers are dropped: 500), not
-            // the loop: with every loop gone, payments would queue and never be answered. The
-            // holds it claimed stay PAYING, and the reconciler settles them.
-            if AssertUnwindSafe(pay_batch(store, batch))
-                .catch_unwind()
-                .await
-                .is_err()
-            {
-                tracing::error!("a payment batch panicked; its payments were answered 500");
-            }
+            // Holds a panicking batch claimed stay PAYING, and the reconciler settles them.
+            let size = batch.len();
+            batching::run(
+                "boxoffice_payment_batch_size",
+                size,
+                pay_batch(store, batch),
+            )
+            .await;
         }
     }
 }
@@ -315,14 +313,10 @@ async fn batch_saga(
                 ),
                 None => {
                     refused.push((job.user, &job.key));
-                    let refusal = match balances.get(&job.user) {
-                        Some(balance) => Error::InsufficientPoints {
-                            balance: *balance,
-                            needed: claim.amount,
-                        },
-                        None => Error::Unauthorized,
-                    };
-                    (Err(refusal), None)
+                    (
+                        Err(short_of_points(&balances, job.user, claim.amount)),
+                        None,
+                    )
                 }
             },
         };

@@ -22,7 +22,10 @@ pub mod batch;
 pub mod pg;
 pub mod redis;
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -134,15 +137,10 @@ async fn saga(store: Store<'_>, user: UserId, hold: HoldId, key: &IdempotencyKey
         {
             Some(payment) => Ok(payment),
             // Short of points: nothing was written.
-            None => Err(
-                match pg::balances(&tx, std::iter::once(user)).await?.get(&user) {
-                    Some(balance) => Error::InsufficientPoints {
-                        balance: *balance,
-                        needed: claim.amount,
-                    },
-                    None => Error::Unauthorized,
-                },
-            ),
+            None => {
+                let balances = pg::balances(&tx, std::iter::once(user)).await?;
+                Err(short_of_points(&balances, user, claim.amount))
+            }
         }
     };
     let payment = match recorded.await {
@@ -177,6 +175,18 @@ async fn saga(store: Store<'_>, user: UserId, hold: HoldId, key: &IdempotencyKey
         concert,
         footprint: Some(claim.record.footprint()),
     })
+}
+
+/// The refusal of a payment [`pg::record`] did not record: short of points, or (no balance
+/// row) a user who does not exist.
+fn short_of_points(balances: &HashMap<UserId, i64>, user: UserId, needed: i64) -> Error {
+    match balances.get(&user) {
+        Some(balance) => Error::InsufficientPoints {
+            balance: *balance,
+            needed,
+        },
+        None => Error::Unauthorized,
+    }
 }
 
 /// Step 1, with the answer for holds Redis does not have taken from Postgres.
