@@ -6,10 +6,10 @@
 //! batch instead of once per hold.
 //!
 //! How: each hold is a [`Job`] on the replica's queue. A few loops ([`Batcher::run`]) each take
-//! whatever is queued (up to [`MAX_BATCH`]), group it by schedule and kind, and send each group
-//! as one call: one `hold_seats.lua` for every set of seats, or one `MULTI` with every
-//! general-admission hold's `DECRBY` and `hold_ga.lua` ([`redis::hold_seats`],
-//! [`redis::hold_general`]). Nothing waits for a batch to fill: a batch is what queued while
+//! whatever is queued (up to [`MAX_BATCH`]), group it by schedule and by what it takes (seats,
+//! or the places of one general-admission section), and send each group as one call: one
+//! `hold_seats.lua` for every set of seats, or one `MULTI` with one `DECRBY` of the section's
+//! counter and one `hold_ga.lua` ([`redis::hold_seats`], [`redis::hold_general`]). Nothing waits for a batch to fill: a batch is what queued while
 //! the previous one was in Redis, so a lone hold goes at once.
 //!
 //! The guarantees are each hold's own: Redis decides the holds of a group one after the other,
@@ -131,21 +131,30 @@ async fn gather(jobs: &mut mpsc::Receiver<Job>) -> Option<Vec<Job>> {
     Some(batch)
 }
 
-/// Sends each group of a batch (one schedule, one kind) as one call, the groups at once, and
-/// answers every job.
+/// Sends each group of a batch (one schedule, and one general-admission section or seats) as
+/// one call, the groups at once, and answers every job.
 async fn hold_batch(store: Store<'_>, batch: Vec<Job>) {
-    let mut groups: BTreeMap<(ScheduleId, bool), Vec<Job>> = BTreeMap::new();
+    let mut groups: BTreeMap<(ScheduleId, Option<SectionId>), Vec<Job>> = BTreeMap::new();
     for job in batch {
-        let seated = matches!(job.wanted, Wanted::Seats(_));
-        groups.entry((job.schedule, seated)).or_default().push(job);
+        let section = match job.wanted {
+            Wanted::Places { section, .. } => Some(section),
+            Wanted::Seats(_) => None,
+        };
+        groups.entry((job.schedule, section)).or_default().push(job);
     }
-    join_all(groups.into_values().map(|jobs| hold_group(store, jobs))).await;
+    join_all(
+        groups
+            .into_iter()
+            .map(|((_, section), jobs)| hold_group(store, section, jobs)),
+    )
+    .await;
 }
 
-async fn hold_group(store: Store<'_>, jobs: Vec<Job>) {
+/// One call for `jobs`: general-admission holds of `section`, or (`None`) sets of seats.
+async fn hold_group(store: Store<'_>, section: Option<SectionId>, jobs: Vec<Job>) {
     let (concert, schedule) = (jobs[0].concert, jobs[0].schedule);
-    let results = match &jobs[0].wanted {
-        Wanted::Seats(_) => {
+    let results = match section {
+        None => {
             let wanted: Vec<SeatsWanted<'_>> = jobs
                 .iter()
                 .filter_map(|j| match &j.wanted {
@@ -160,21 +169,20 @@ async fn hold_group(store: Store<'_>, jobs: Vec<Job>) {
                 .collect();
             redis::hold_seats(store, concert, schedule, &wanted).await
         }
-        Wanted::Places { .. } => {
+        Some(section) => {
             let wanted: Vec<PlacesWanted> = jobs
                 .iter()
                 .filter_map(|j| match j.wanted {
-                    Wanted::Places { section, quantity } => Some(PlacesWanted {
+                    Wanted::Places { quantity, .. } => Some(PlacesWanted {
                         hold: j.hold,
                         user: j.user,
-                        section,
                         quantity,
                         amount: j.amount,
                     }),
                     Wanted::Seats(_) => None,
                 })
                 .collect();
-            redis::hold_general(store, concert, schedule, &wanted).await
+            redis::hold_general(store, concert, schedule, section, &wanted).await
         }
     };
     match results {

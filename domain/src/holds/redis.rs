@@ -56,7 +56,6 @@ pub struct SeatsWanted<'a> {
 pub struct PlacesWanted {
     pub hold: HoldId,
     pub user: UserId,
-    pub section: SectionId,
     pub quantity: u32,
     pub amount: i64,
 }
@@ -117,25 +116,27 @@ pub async fn hold_seats(
 /// Takes each hold's places of a general-admission section of `schedule`, in order, in one
 /// round trip; answers each hold.
 ///
-/// `MULTI`, then per hold `DECRBY remaining q; EVALSHA hold_ga`, then `EXEC`. The places come
-/// off the counter with `DECRBY` (seed 000's counter): it is atomic, so concurrent requests get
-/// distinct results and exactly those whose result is >= 0 fit. Seed 000 compensated a
-/// negative result in a later command, so the counter read low meanwhile and a crash between
-/// the two lost places; here the compensation is `hold_ga.lua`, right behind its decrement in
-/// the same `EXEC`, which records the hold or gives the places back (sold out, over the ticket
-/// limit, not loaded) before any other client runs. The counter is exact after every
-/// request, and never below 0.
+/// `MULTI; DECRBY remaining taken; EVALSHA hold_ga; EXEC`, with `taken` the sum of the
+/// quantities. The places come off the counter with `DECRBY` (seed 000's counter): it is
+/// atomic, so concurrent requests get distinct results. Seed 000 compensated a negative result
+/// in a later command, so the counter read low meanwhile and a crash between the two lost
+/// places; here the compensation is `hold_ga.lua`, right behind the decrement in the same
+/// `EXEC`, which records each hold that fits and gives back the places of the others (sold
+/// out, over the ticket limit, not loaded) before any other client runs. The counter is exact
+/// after every batch, and never seen below 0.
 ///
 /// The commands go as one pipeline on the shared connections, not as a fred transaction:
 /// fred sends a transaction alone on its connection (it drains what is in flight there, writes
-/// and flushes each command, then waits for `EXEC`), which cost a dedicated connection pool,
-/// four writes and a stalled connection per hold. A pipeline is written in one piece by the
-/// connection's router, so nothing else lands between `MULTI` and `EXEC`, and other requests'
-/// commands share its write. It is sent once and never retried or redirected by fred: a retry
-/// after a lost connection could resend a `DECRBY` without its `MULTI`.
+/// and flushes each command, then waits for `EXEC`), which cost a dedicated connection pool
+/// and a stalled connection. A pipeline is written in one piece by the connection's router,
+/// so nothing else lands between `MULTI` and `EXEC`. It is sent once and never retried or
+/// redirected by fred: a retry after a lost connection could resend the `DECRBY` without its
+/// `MULTI`. One `DECRBY` and one script per batch, not per hold, because fred writes (one
+/// syscall, and one read in Redis) after each command of a pipeline when nothing else is
+/// queued: per-hold commands cost two writes per hold.
 ///
 /// Redis runs the queued commands even when one fails, so a `NOSCRIPT` (Redis lost its script
-/// cache) means the decrements ran and the scripts did not: the places are given back, the
+/// cache) means the decrement ran and the script did not: the places are given back, the
 /// script loaded, and the step tried once more. Any other failure leaves the outcome unknown
 /// (the reply may have been lost after `EXEC` ran), so nothing is given back: at worst places
 /// stay taken and unsold, an undersell the audit reports, never an oversell.
@@ -143,44 +144,49 @@ pub async fn hold_general(
     store: Store<'_>,
     concert: ConcertId,
     schedule: ScheduleId,
+    section: SectionId,
     wanted: &[PlacesWanted],
 ) -> Result<Vec<Placed>> {
     let k = store.keys;
     let script = &store.scripts.hold_ga;
-    // Every key is the concert's, so every command goes (on a cluster) to the concert's slot.
-    let slot = fred::util::redis_keyslot(k.hold_events(concert).as_bytes());
-    let command = |name| CustomCommand::new_static(name, ClusterHash::Custom(slot), false);
-    let holds: Vec<(String, i64, Vec<Value>)> = wanted
-        .iter()
-        .map(|w| {
-            let counter = k.ga_remaining(concert, w.section);
-            let q = i64::from(w.quantity);
-            let keys = [
-                k.user_tickets(concert, schedule),
-                k.hold(concert, w.hold),
-                k.hold_expiry(concert),
-                k.hold_events(concert),
-                counter.clone(),
-                k.inventory_loaded(concert, schedule),
-            ];
-            let args = [
+    let counter = k.ga_remaining(concert, section);
+    let taken: i64 = wanted.iter().map(|w| i64::from(w.quantity)).sum();
+    let keys = [
+        k.inventory_loaded(concert, schedule),
+        k.user_tickets(concert, schedule),
+        k.hold_expiry(concert),
+        k.hold_events(concert),
+        counter.clone(),
+    ];
+    let mut evalsha: Vec<Value> = Vec::with_capacity(2 + keys.len() + 5 * wanted.len() + 5);
+    evalsha.push(script.sha1().clone().into());
+    evalsha.push(Value::Integer((keys.len() + wanted.len()) as i64));
+    evalsha.extend(keys.into_iter().map(Value::from));
+    evalsha.extend(wanted.iter().map(|w| Value::from(k.hold(concert, w.hold))));
+    evalsha.extend(
+        [
+            schedule.to_string(),
+            section.to_string(),
+            ttl_ms(store).to_string(),
+            store.config.ticket_limit.to_string(),
+            taken.to_string(),
+        ]
+        .map(Value::from),
+    );
+    for w in wanted {
+        evalsha.extend(
+            [
                 w.hold.to_string(),
                 w.user.to_string(),
-                schedule.to_string(),
-                w.section.to_string(),
-                ttl_ms(store).to_string(),
-                store.config.ticket_limit.to_string(),
-                q.to_string(),
+                w.quantity.to_string(),
                 w.amount.to_string(),
-            ];
-            let mut evalsha: Vec<Value> = Vec::with_capacity(2 + keys.len() + args.len());
-            evalsha.push(script.sha1().clone().into());
-            evalsha.push(Value::Integer(keys.len() as i64));
-            evalsha.extend(keys.into_iter().map(Value::from));
-            evalsha.extend(args.into_iter().map(Value::from));
-            (counter, q, evalsha)
-        })
-        .collect();
+            ]
+            .map(Value::from),
+        );
+    }
+    // Every key is the concert's, so every command goes (on a cluster) to the concert's slot.
+    let slot = fred::util::redis_keyslot(counter.as_bytes());
+    let command = |name| CustomCommand::new_static(name, ClusterHash::Custom(slot), false);
     let once = Options {
         max_attempts: Some(1),
         max_redirections: Some(0),
@@ -192,15 +198,13 @@ pub async fn hold_general(
         let pipeline = client.pipeline();
         let queue = pipeline.with_options(&once);
         let _: () = queue.custom(command("MULTI"), Vec::<Value>::new()).await?;
-        for (counter, q, evalsha) in &holds {
-            let _: () = queue
-                .custom(
-                    command("DECRBY"),
-                    vec![Value::from(counter.as_str()), (*q).into()],
-                )
-                .await?;
-            let _: () = queue.custom(command("EVALSHA"), evalsha.clone()).await?;
-        }
+        let _: () = queue
+            .custom(
+                command("DECRBY"),
+                vec![Value::from(counter.as_str()), taken.into()],
+            )
+            .await?;
+        let _: () = queue.custom(command("EVALSHA"), evalsha.clone()).await?;
         let _: () = queue.custom(command("EXEC"), Vec::<Value>::new()).await?;
         // EXEC's reply says what ran; an error nested in it (a script's) comes back as the
         // whole reply's error, which is what the NOSCRIPT branch must know.
@@ -209,27 +213,24 @@ pub async fn hold_general(
             .unwrap_or_else(|| Err(fred::error::Error::new(ErrorKind::Unknown, "no EXEC reply")))
         {
             Ok(reply) => {
-                let replies = reply.into_array();
-                if replies.len() != 2 * holds.len() {
+                let replies = reply.into_array().pop().map(Value::into_array);
+                let replies = replies.unwrap_or_default();
+                if replies.len() != wanted.len() {
                     return Err(anyhow::anyhow!(
-                        "EXEC answered {} of {} commands",
+                        "hold_ga answered {} of {} holds",
                         replies.len(),
-                        2 * holds.len()
+                        wanted.len()
                     )
                     .into());
                 }
                 let limit = store.config.ticket_limit;
                 return Ok(replies
                     .into_iter()
-                    .skip(1)
-                    .step_by(2)
-                    .map(|script_reply| placed(script_reply.into_array(), limit))
+                    .map(|reply| placed(reply.into_array(), limit))
                     .collect());
             }
             Err(e) if !reloaded && e.details().starts_with("NOSCRIPT") => {
-                for (counter, q, _) in &holds {
-                    give_back(store.redis, counter, *q).await?;
-                }
+                give_back(store.redis, &counter, taken).await?;
                 script.load(store.redis.next()).await?;
                 reloaded = true;
             }

@@ -321,11 +321,10 @@ async fn holds_sent_in_one_call_are_each_decided_alone_in_order() {
     let wanted = [(b, 2), (c, 2), (a, 1)].map(|(buyer, quantity)| PlacesWanted {
         hold: HoldId::generate(concert.id),
         user: user(buyer),
-        section: ga,
         quantity,
         amount: 50 * i64::from(quantity),
     });
-    let placed = hold_general(store, concert.id, schedule, &wanted)
+    let placed = hold_general(store, concert.id, schedule, ga, &wanted)
         .await
         .unwrap();
     assert!(matches!(placed[0], Ok(Some(_))), "{:?}", placed[0]);
