@@ -1,7 +1,8 @@
 //! The stream sink: mirrors every concert's hold-event stream into Postgres.
 //!
 //! Reads with the `sink` consumer group (consumer = this worker's id), writes each batch in
-//! one sqlx transaction of idempotent upserts, then acknowledges (and deletes) the entries.
+//! one sqlx transaction of idempotent upserts, then acknowledges the entries and trims the
+//! stream up to the first entry not yet written.
 //! A crash between the commit and the acknowledgement replays the batch harmlessly; entries a
 //! dead worker left pending are claimed (`XAUTOCLAIM`) once idle longer than
 //! `BOXOFFICE_STREAM_CLAIM_IDLE_MS`. So every hold a client was told about reaches Postgres

@@ -731,21 +731,28 @@ fn parse_entries(value: Value) -> Vec<Entry> {
         .collect()
 }
 
-/// Acknowledges entries written to Postgres and deletes them, so the stream's length is the
-/// sink's lag.
+/// Acknowledges entries written to Postgres and trims the stream up to the first entry not yet
+/// written (`ack_events.lua`), so the stream's length is the sink's lag.
 pub async fn ack(hot: Hot<'_>, concert: ConcertId, ids: &[String]) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    let key = hot.keys.hold_events(concert);
-    let pipe = hot.redis.next().pipeline();
-    let _: () = pipe.xack(&key, SINK_GROUP, ids.to_vec()).await?;
-    let _: () = pipe.xdel(&key, ids.to_vec()).await?;
-    let _: Vec<Value> = pipe.all().await?;
+    let mut args = Vec::with_capacity(1 + ids.len());
+    args.push(SINK_GROUP.to_owned());
+    args.extend_from_slice(ids);
+    let _: Vec<Value> = hot
+        .scripts
+        .run(
+            hot.redis,
+            &hot.scripts.ack_events,
+            hot.keys.hold_events(concert),
+            args,
+        )
+        .await?;
     Ok(())
 }
 
-/// Entries of `concert`'s stream not yet written to Postgres (acknowledged ones are deleted).
+/// Entries of `concert`'s stream not yet written to Postgres (see [`ack`]).
 pub async fn lag(hot: Hot<'_>, concert: ConcertId) -> Result<i64> {
     Ok(hot.redis.xlen(hot.keys.hold_events(concert)).await?)
 }

@@ -59,6 +59,7 @@ scripts! {
     unclaim_hold => "unclaim_hold.lua",
     finalise_hold => "finalise_hold.lua",
     load_inventory => "load_inventory.lua",
+    ack_events => "ack_events.lua",
     retire_concert => "retire_concert.lua",
 }
 

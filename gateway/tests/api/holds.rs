@@ -758,3 +758,48 @@ async fn a_worker_killed_mid_batch_loses_no_acknowledged_hold_or_payment() {
     assert_eq!(payments, paid.len() as i64, "each payment exactly once");
     survivor.stop().await;
 }
+
+/// `ack_events.lua` deletes only what the sink has written: acknowledging a later batch while
+/// an earlier one is still pending (a slow or dead worker) deletes nothing, and entries not
+/// yet delivered stay whatever is acknowledged.
+#[tokio::test]
+async fn acknowledging_hold_events_never_deletes_one_not_yet_written() {
+    use boxoffice_domain::holds::redis::{ack, ensure_group, read_events, ReadFrom};
+    let app = spawn_app().await;
+    let concert = create_concert(&app.pg, Sale::Open, 1, 5, None).await;
+    let hot = app.state.store().hot();
+    let events = app.keys.hold_events(concert.id);
+    ensure_group(hot, concert.id).await.unwrap();
+    for i in 0..7 {
+        let _: String = app
+            .redis
+            .xadd(&events, false, None, "*", ("t", format!("test-{i}")))
+            .await
+            .unwrap();
+    }
+    let ids = |entries: Vec<boxoffice_domain::holds::redis::Entry>| -> Vec<String> {
+        entries.into_iter().map(|e| e.id).collect()
+    };
+    let slow = ids(read_events(hot, concert.id, "slow", ReadFrom::New, 3)
+        .await
+        .unwrap());
+    let fast = ids(read_events(hot, concert.id, "fast", ReadFrom::New, 2)
+        .await
+        .unwrap());
+    let len = || async { app.redis.xlen::<i64, _>(&events).await.unwrap() };
+
+    ack(hot, concert.id, &fast).await.unwrap();
+    assert_eq!(
+        len().await,
+        7,
+        "the slow batch, pending, precedes the acknowledged one"
+    );
+    ack(hot, concert.id, &slow).await.unwrap();
+    assert_eq!(len().await, 2, "only the two never delivered are left");
+    let rest = ids(read_events(hot, concert.id, "fast", ReadFrom::New, 10)
+        .await
+        .unwrap());
+    assert_eq!(rest.len(), 2, "they are still delivered");
+    ack(hot, concert.id, &rest).await.unwrap();
+    assert_eq!(len().await, 0);
+}
