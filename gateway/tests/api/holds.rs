@@ -333,6 +333,66 @@ async fn holds_sent_in_one_call_are_each_decided_alone_in_order() {
     assert_eq!(ga_remaining(&app, concert.id, ga.get()).await, 0);
 }
 
+/// A batch's general-admission holds share one `DECRBY` of their total: each is still held
+/// only within its user's ticket limit, counting that user's holds earlier in the same call,
+/// and the refused ones' places go back to the counter.
+#[tokio::test]
+async fn general_admission_holds_in_one_call_keep_each_users_ticket_limit() {
+    use boxoffice_domain::{
+        concerts::{ScheduleId, SectionId},
+        holds::redis::{hold_general, PlacesWanted},
+        identity::UserId,
+        Error,
+    };
+    let app = spawn_app_with(test_config(&[("BOXOFFICE_TICKET_LIMIT", "4")])).await;
+    let concert = create_concert(&app.pg, Sale::Open, 1, 5, Some(100)).await;
+    let [a, b] = &buyers(&app, concert.id, 2).await[..] else {
+        unreachable!()
+    };
+    let ga = SectionId::new(concert.ga_section.unwrap());
+    // Loads the schedule's inventory with a first hold of 1 for b.
+    hold_ok(
+        &app,
+        b,
+        concert.schedule,
+        json!({ "sectionId": ga.get(), "quantity": 1 }),
+    )
+    .await;
+    let wanted = [(a, 3), (a, 2), (b, 3), (b, 1), (a, 1)].map(|(buyer, quantity)| PlacesWanted {
+        hold: HoldId::generate(concert.id),
+        user: UserId::new(buyer.user.id),
+        quantity,
+        amount: 50 * i64::from(quantity),
+    });
+    let schedule = ScheduleId::new(concert.schedule);
+    let placed = hold_general(app.state.store(), concert.id, schedule, ga, &wanted)
+        .await
+        .unwrap();
+    let outcome: Vec<&str> = placed
+        .iter()
+        .map(|p| match p {
+            Ok(Some(_)) => "held",
+            Err(Error::HoldLimitExceeded { .. }) => "over limit",
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        outcome,
+        ["held", "over limit", "held", "over limit", "held"]
+    );
+    assert_eq!(
+        ga_remaining(&app, concert.id, ga.get()).await,
+        100 - 1 - 3 - 3 - 1
+    );
+    let tickets: HashMap<String, i64> = app
+        .redis
+        .hgetall(app.keys.user_tickets(concert.id, schedule))
+        .await
+        .unwrap();
+    assert_eq!(tickets[&a.user.id.to_string()], 4);
+    assert_eq!(tickets[&b.user.id.to_string()], 4);
+}
+
 /// `SCRIPT FLUSH` makes the `EVALSHA` inside the hold's `MULTI` fail after its `DECRBY` ran:
 /// the places must be given back before the retry takes them again, or they are lost.
 #[tokio::test]
