@@ -9,8 +9,9 @@
 //! whatever is queued (up to [`MAX_BATCH`]), group it by schedule and by what it takes (seats,
 //! or the places of one general-admission section), and send each group as one call: one
 //! `hold_seats.lua` for every set of seats, or one `MULTI` with one `DECRBY` of the section's
-//! counter and one `hold_ga.lua` ([`redis::hold_seats`], [`redis::hold_general`]). Nothing waits for a batch to fill: a batch is what queued while
-//! the previous one was in Redis, so a lone hold goes at once.
+//! counter and one `hold_ga.lua` ([`redis::hold_seats`], [`redis::hold_general`]). Nothing
+//! waits for a batch to fill: a batch is what queued while the previous one was in Redis, so a
+//! lone hold goes at once.
 //!
 //! The guarantees are each hold's own: Redis decides the holds of a group one after the other,
 //! each seeing what the ones before it took, exactly as if they had come one by one in that

@@ -128,12 +128,12 @@ pub async fn hold_seats(
 /// The commands go as one pipeline on the shared connections, not as a fred transaction:
 /// fred sends a transaction alone on its connection (it drains what is in flight there, writes
 /// and flushes each command, then waits for `EXEC`), which cost a dedicated connection pool
-/// and a stalled connection. A pipeline is written in one piece by the connection's router,
-/// so nothing else lands between `MULTI` and `EXEC`. It is sent once and never retried or
-/// redirected by fred: a retry after a lost connection could resend the `DECRBY` without its
-/// `MULTI`. One `DECRBY` and one script per batch, not per hold, because fred writes (one
-/// syscall, and one read in Redis) after each command of a pipeline when nothing else is
-/// queued: per-hold commands cost two writes per hold.
+/// and a stalled connection. The connection's router writes a pipeline's commands one after
+/// the other, so nothing else lands between `MULTI` and `EXEC`. It is sent once and never
+/// retried or redirected by fred: a retry after a lost connection could resend the `DECRBY`
+/// without its `MULTI`. One `DECRBY` and one script per batch, not per hold, because the
+/// router also flushes after each of those commands when nothing else is queued (a syscall
+/// here, a read in Redis): per-hold commands cost two of each per hold.
 ///
 /// Redis runs the queued commands even when one fails, so a `NOSCRIPT` (Redis lost its script
 /// cache) means the decrement ran and the script did not: the places are given back, the
@@ -213,6 +213,7 @@ pub async fn hold_general(
             .unwrap_or_else(|| Err(fred::error::Error::new(ErrorKind::Unknown, "no EXEC reply")))
         {
             Ok(reply) => {
+                // [DECRBY's result, the script's replies]
                 let replies = reply.into_array().pop().map(Value::into_array);
                 let replies = replies.unwrap_or_default();
                 if replies.len() != wanted.len() {
