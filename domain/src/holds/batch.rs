@@ -46,14 +46,19 @@ pub enum Wanted {
     Places { section: SectionId, quantity: u32 },
 }
 
+/// A new hold, for [`Batcher::hold`].
+pub struct Order {
+    pub concert: ConcertId,
+    pub schedule: ScheduleId,
+    pub hold: HoldId,
+    pub user: UserId,
+    pub amount: i64,
+    pub wanted: Wanted,
+}
+
 /// One hold waiting for its batch.
 struct Job {
-    concert: ConcertId,
-    schedule: ScheduleId,
-    hold: HoldId,
-    user: UserId,
-    amount: i64,
-    wanted: Wanted,
+    order: Order,
     reply: oneshot::Sender<Placed>,
 }
 
@@ -76,28 +81,12 @@ impl Default for Batcher {
 }
 
 impl Batcher {
-    /// Takes what `wanted` names for the new hold `hold`, in the next batch: its expiry (epoch
-    /// ms), `None` when the schedule's inventory is not loaded yet, or its refusal. Runs to the
-    /// end even if the caller stops waiting: the batch is not the request's task.
-    pub async fn hold(
-        &self,
-        concert: ConcertId,
-        schedule: ScheduleId,
-        hold: HoldId,
-        user: UserId,
-        amount: i64,
-        wanted: Wanted,
-    ) -> Placed {
+    /// Takes what `order` wants for its new hold, in the next batch: its expiry (epoch ms),
+    /// `None` when the schedule's inventory is not loaded yet, or its refusal. Runs to the end
+    /// even if the caller stops waiting: the batch is not the request's task.
+    pub async fn hold(&self, order: Order) -> Placed {
         let (reply, answer) = oneshot::channel();
-        let job = Job {
-            concert,
-            schedule,
-            hold,
-            user,
-            amount,
-            wanted,
-            reply,
-        };
+        let job = Job { order, reply };
         match self.jobs.send(job).await {
             Ok(()) => answer
                 .await
@@ -137,11 +126,14 @@ async fn gather(jobs: &mut mpsc::Receiver<Job>) -> Option<Vec<Job>> {
 async fn hold_batch(store: Store<'_>, batch: Vec<Job>) {
     let mut groups: BTreeMap<(ScheduleId, Option<SectionId>), Vec<Job>> = BTreeMap::new();
     for job in batch {
-        let section = match job.wanted {
+        let section = match job.order.wanted {
             Wanted::Places { section, .. } => Some(section),
             Wanted::Seats(_) => None,
         };
-        groups.entry((job.schedule, section)).or_default().push(job);
+        groups
+            .entry((job.order.schedule, section))
+            .or_default()
+            .push(job);
     }
     join_all(
         groups
@@ -153,16 +145,16 @@ async fn hold_batch(store: Store<'_>, batch: Vec<Job>) {
 
 /// One call for `jobs`: general-admission holds of `section`, or (`None`) sets of seats.
 async fn hold_group(store: Store<'_>, section: Option<SectionId>, jobs: Vec<Job>) {
-    let (concert, schedule) = (jobs[0].concert, jobs[0].schedule);
+    let (concert, schedule) = (jobs[0].order.concert, jobs[0].order.schedule);
+    let orders = jobs.iter().map(|j| &j.order);
     let results = match section {
         None => {
-            let wanted: Vec<SeatsWanted<'_>> = jobs
-                .iter()
-                .filter_map(|j| match &j.wanted {
+            let wanted: Vec<SeatsWanted<'_>> = orders
+                .filter_map(|o| match &o.wanted {
                     Wanted::Seats(seats) => Some(SeatsWanted {
-                        hold: j.hold,
-                        user: j.user,
-                        amount: j.amount,
+                        hold: o.hold,
+                        user: o.user,
+                        amount: o.amount,
                         seats,
                     }),
                     Wanted::Places { .. } => None,
@@ -171,14 +163,13 @@ async fn hold_group(store: Store<'_>, section: Option<SectionId>, jobs: Vec<Job>
             redis::hold_seats(store, concert, schedule, &wanted).await
         }
         Some(section) => {
-            let wanted: Vec<PlacesWanted> = jobs
-                .iter()
-                .filter_map(|j| match j.wanted {
+            let wanted: Vec<PlacesWanted> = orders
+                .filter_map(|o| match o.wanted {
                     Wanted::Places { quantity, .. } => Some(PlacesWanted {
-                        hold: j.hold,
-                        user: j.user,
+                        hold: o.hold,
+                        user: o.user,
                         quantity,
-                        amount: j.amount,
+                        amount: o.amount,
                     }),
                     Wanted::Seats(_) => None,
                 })

@@ -427,6 +427,16 @@ async fn place_inner(
 ) -> Result<(Hold, Footprint)> {
     schedule.check_sale_open(Utc::now())?;
     let id = HoldId::generate(schedule.concert);
+    let take = |amount, wanted| {
+        store.batches.hold(batch::Order {
+            concert: schedule.concert,
+            schedule: schedule.id,
+            hold: id,
+            user,
+            amount,
+            wanted,
+        })
+    };
     let (expires_ms, held, quantity, amount, footprint) = match request {
         HoldRequest::Seats(ids) => {
             let chosen = ids
@@ -439,10 +449,7 @@ async fn place_inner(
                 .collect::<Result<Vec<_>>>()?;
             let amount = chosen.iter().map(|s| s.price).sum();
             let expires_ms = loaded_then(store, schedule, || {
-                let wanted = batch::Wanted::Seats(ids.clone());
-                store
-                    .batches
-                    .hold(schedule.concert, schedule.id, id, user, amount, wanted)
+                take(amount, batch::Wanted::Seats(ids.clone()))
             })
             .await?;
             let held = chosen
@@ -469,13 +476,13 @@ async fn place_inner(
             }
             let amount = section.price * i64::from(quantity);
             let expires_ms = loaded_then(store, schedule, || {
-                let wanted = batch::Wanted::Places {
-                    section: section.id,
-                    quantity,
-                };
-                store
-                    .batches
-                    .hold(schedule.concert, schedule.id, id, user, amount, wanted)
+                take(
+                    amount,
+                    batch::Wanted::Places {
+                        section: section.id,
+                        quantity,
+                    },
+                )
             })
             .await?;
             let footprint = Footprint {

@@ -101,16 +101,12 @@ pub async fn hold_seats(
         .scripts
         .run(store.redis, &store.scripts.hold_seats, keys, args)
         .await?;
-    if replies.len() != wanted.len() {
-        return Err(anyhow::anyhow!(
-            "hold_seats answered {} of {} sets",
-            replies.len(),
-            wanted.len()
-        )
-        .into());
-    }
-    let limit = store.config.ticket_limit;
-    Ok(replies.into_iter().map(|r| placed(r, limit)).collect())
+    answers(
+        "hold_seats",
+        replies,
+        wanted.len(),
+        store.config.ticket_limit,
+    )
 }
 
 /// Takes each hold's places of a general-admission section of `schedule`, in order, in one
@@ -215,20 +211,9 @@ pub async fn hold_general(
             Ok(reply) => {
                 // [DECRBY's result, the script's replies]
                 let replies = reply.into_array().pop().map(Value::into_array);
-                let replies = replies.unwrap_or_default();
-                if replies.len() != wanted.len() {
-                    return Err(anyhow::anyhow!(
-                        "hold_ga answered {} of {} holds",
-                        replies.len(),
-                        wanted.len()
-                    )
-                    .into());
-                }
-                let limit = store.config.ticket_limit;
-                return Ok(replies
-                    .into_iter()
-                    .map(|reply| placed(reply.into_array(), limit))
-                    .collect());
+                let replies = replies.unwrap_or_default().into_iter();
+                let replies = replies.map(Value::into_array).collect();
+                return answers("hold_ga", replies, wanted.len(), store.config.ticket_limit);
             }
             Err(e) if !reloaded && e.details().starts_with("NOSCRIPT") => {
                 give_back(store.redis, &counter, taken).await?;
@@ -245,6 +230,20 @@ async fn give_back(redis: &Pool, counter: &str, q: i64) -> Result<()> {
         tracing::error!(error = %e, counter, q, "could not give general-admission places back");
     })?;
     Ok(())
+}
+
+/// Each hold's answer from a hold script's replies, one per hold asked for.
+fn answers(
+    script: &str,
+    replies: Vec<Vec<Value>>,
+    asked: usize,
+    limit: u32,
+) -> Result<Vec<Placed>> {
+    if replies.len() != asked {
+        let answered = replies.len();
+        return Err(anyhow::anyhow!("{script} answered {answered} of {asked} holds").into());
+    }
+    Ok(replies.into_iter().map(|r| placed(r, limit)).collect())
 }
 
 fn placed(reply: Vec<Value>, limit: u32) -> Result<Option<i64>> {
