@@ -102,8 +102,9 @@ pub struct Config {
     /// sensible grace period, which must exceed it plus the longest poll interval.
     pub queue_heartbeat_flush: Duration,
     // --- purchase path -------------------------------------------------------------------------
-    /// `BOXOFFICE_STREAM_BATCH` (default 500): hold events written to Postgres per
-    /// transaction; one multi-row upsert of 500 rows takes a few ms, far under the tick.
+    /// `BOXOFFICE_STREAM_BATCH` (default 500): stream entries written to Postgres per
+    /// transaction. An entry is one event, or the holds one script call granted (up to
+    /// `holds::batch::MAX_BATCH`, typically a handful): a few thousand rows, tens of ms.
     pub stream_batch: usize,
     /// `BOXOFFICE_STREAM_CLAIM_IDLE_MS` (default 30000): a hold event left unacknowledged this
     /// long by a consumer is taken over by another worker (its owner is presumed dead). Well

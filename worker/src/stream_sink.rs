@@ -143,11 +143,11 @@ impl Sink {
         let started = Instant::now();
         let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
         let events: Vec<_> = entries.into_iter().filter_map(|e| {
-            if e.event.is_none() {
+            if e.events.is_none() {
                 tracing::error!(concert = %concert, id = %e.id, "unreadable hold event; acknowledged and skipped");
             }
-            e.event
-        }).collect();
+            e.events
+        }).flatten().collect();
         for event in &events {
             metrics::counter!("boxoffice_stream_events_total", "kind" => event.kind.status())
                 .increment(1);

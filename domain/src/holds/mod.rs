@@ -245,7 +245,48 @@ pub struct HoldEvent {
 }
 
 impl HoldEvent {
-    /// Parses the field/value pairs the scripts write (`t h u sc se s q a x`).
+    /// Parses one stream entry's field/value pairs: either a batch of holds granted together
+    /// (`t held sc se x n`, then `h` per hold; see `hold_ga.lua`) or a single event
+    /// ([`Self::from_fields`]). `None` when any part does not parse.
+    pub fn parse_entry<'a>(fields: &[(&'a str, &'a str)]) -> Option<Vec<Self>> {
+        let get = |name: &str| fields.iter().find(|(f, _)| *f == name).map(|(_, v)| *v);
+        let Some(count) = get("n") else {
+            return Self::from_fields(fields.iter().copied()).map(|e| vec![e]);
+        };
+        let kind = HoldEventKind::parse(get("t")?)?;
+        let schedule = ScheduleId::new(get("sc")?.parse().ok()?);
+        let section = parse_section(get("se")?)?;
+        let expires_at = DateTime::from_timestamp_millis(get("x")?.parse().ok()?)?;
+        let events = fields
+            .iter()
+            .filter(|(f, _)| *f == "h")
+            .map(|(_, packed)| {
+                let mut parts = packed.split('|');
+                let (h, u, q, a, s) = (
+                    parts.next()?,
+                    parts.next()?,
+                    parts.next()?,
+                    parts.next()?,
+                    parts.next()?,
+                );
+                Some(Self {
+                    kind,
+                    hold: HoldId::new(Uuid::parse_str(h).ok()?),
+                    user: UserId::new(u.parse().ok()?),
+                    schedule,
+                    section,
+                    seats: parse_seats(s)?,
+                    quantity: q.parse().ok()?,
+                    amount: a.parse().ok()?,
+                    expires_at,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        // A count that disagrees means a malformed entry, not a shorter batch.
+        (events.len() == count.parse::<usize>().ok()?).then_some(events)
+    }
+
+    /// Parses the field/value pairs of a single event (`t h u sc se s q a x`).
     pub fn from_fields<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Self> {
         let (mut t, mut h, mut u, mut sc, mut se, mut s, mut q, mut a, mut x) =
             (None, None, None, None, None, None, None, None, None);
@@ -264,29 +305,35 @@ impl HoldEvent {
             };
             *slot = Some(value);
         }
-        let section = match se? {
-            "" => None,
-            raw => Some(SectionId::new(raw.parse().ok()?)),
-        };
-        let seats = match s? {
-            "" => Vec::new(),
-            raw => raw
-                .split(',')
-                .map(|id| id.parse().ok().map(SeatId::new))
-                .collect::<Option<Vec<_>>>()?,
-        };
         Some(Self {
             kind: HoldEventKind::parse(t?)?,
             hold: HoldId::new(Uuid::parse_str(h?).ok()?),
             user: UserId::new(u?.parse().ok()?),
             schedule: ScheduleId::new(sc?.parse().ok()?),
-            section,
-            seats,
+            section: parse_section(se?)?,
+            seats: parse_seats(s?)?,
             quantity: q?.parse().ok()?,
             amount: a?.parse().ok()?,
             expires_at: DateTime::from_timestamp_millis(x?.parse().ok()?)?,
         })
     }
+}
+
+/// A stream entry's section: empty for a seated hold; `None` when it does not parse.
+fn parse_section(raw: &str) -> Option<Option<SectionId>> {
+    match raw {
+        "" => Some(None),
+        raw => raw.parse().ok().map(|id| Some(SectionId::new(id))),
+    }
+}
+
+/// A stream entry's comma-separated seat ids, empty for a GA hold; `None` when one does not
+/// parse.
+fn parse_seats(raw: &str) -> Option<Vec<SeatId>> {
+    if raw.is_empty() {
+        return Some(Vec::new());
+    }
+    raw.split(',').map(|id| id.parse().ok().map(SeatId::new)).collect()
 }
 
 /// A seat's state in the seat map.
@@ -798,6 +845,40 @@ mod tests {
         assert_eq!(event.seats, vec![SeatId::new(10), SeatId::new(11)]);
         assert_eq!(event.section, None);
         assert!(HoldEvent::from_fields(fields.into_iter().filter(|(f, _)| *f != "u")).is_none());
+    }
+
+    #[test]
+    fn a_batch_entry_gives_one_event_per_hold_and_nothing_when_its_count_disagrees() {
+        let (a, b) = (
+            HoldId::generate(ConcertId::new(5)),
+            HoldId::generate(ConcertId::new(5)),
+        );
+        let (ha, hb) = (format!("{a}|7|2|200|10,11"), format!("{b}|8|1|100|12"));
+        let fields = [
+            ("t", "held"),
+            ("sc", "3"),
+            ("se", ""),
+            ("x", "1700000000000"),
+            ("n", "2"),
+            ("h", ha.as_str()),
+            ("h", hb.as_str()),
+        ];
+        let events = HoldEvent::parse_entry(&fields).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!((events[0].hold, events[1].hold), (a, b));
+        assert_eq!(events[0].seats, vec![SeatId::new(10), SeatId::new(11)]);
+        assert_eq!((events[1].user, events[1].quantity, events[1].amount), (UserId::new(8), 1, 100));
+        assert!(events.iter().all(|e| e.kind == HoldEventKind::Held
+            && e.schedule == ScheduleId::new(3)
+            && e.section.is_none()
+            && e.expires_at.timestamp_millis() == 1_700_000_000_000));
+
+        let mut short = fields;
+        short[4] = ("n", "3");
+        assert!(HoldEvent::parse_entry(&short).is_none());
+        let mut garbled = fields;
+        garbled[6] = ("h", "not-a-hold|8|1|100|");
+        assert!(HoldEvent::parse_entry(&garbled).is_none());
     }
 
     #[test]

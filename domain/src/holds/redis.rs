@@ -628,11 +628,12 @@ pub async fn retire_if_idle(hot: Hot<'_>, concert: ConcertId, cutoff_ms: i64) ->
 
 // --- the hold-event stream ------------------------------------------------------------------
 
-/// One stream entry: its id, and the event when it parses.
+/// One stream entry: its id, and its events when it parses (a batch of holds granted
+/// together is one entry).
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub id: String,
-    pub event: Option<HoldEvent>,
+    pub events: Option<Vec<HoldEvent>>,
 }
 
 /// Where to read a concert's stream from.
@@ -721,12 +722,12 @@ fn parse_entries(value: Value) -> Vec<Entry> {
                 .filter(|f| !f.is_null())
                 .map(|f| f.into_array().iter().filter_map(Value::as_string).collect())
                 .unwrap_or_default();
-            let event = HoldEvent::from_fields(
-                fields
-                    .chunks_exact(2)
-                    .map(|pair| (pair[0].as_str(), pair[1].as_str())),
-            );
-            Some(Entry { id, event })
+            let pairs: Vec<(&str, &str)> = fields
+                .chunks_exact(2)
+                .map(|pair| (pair[0].as_str(), pair[1].as_str()))
+                .collect();
+            let events = HoldEvent::parse_entry(&pairs);
+            Some(Entry { id, events })
         })
         .collect()
 }

@@ -20,6 +20,13 @@
 -- {"err", "NOT_LOADED" | "SOLD_OUT" | "HOLD_LIMIT_EXCEEDED"}.
 -- Complexity: O(log N) per hold.
 --
+-- The holds granted go to the stream as one batch entry, and into the expiry ZSET with one
+-- ZADD: under load a `redis.call` costs more than the work it does, so a granted hold makes two
+-- calls (HINCRBY, HSET) plus its share of the batch's two. The entry (parsed by
+-- holds::HoldEvent::parse_entry, and written the same way by hold_seats.lua):
+--   t held  sc scheduleId  se sectionId  x expiresMs  n count,
+--   then per hold: h "holdId|userId|quantity|amount|seatIds" (seat ids comma-separated).
+--
 -- Guarantee: the places the decrement took are either recorded in a hold or returned to the
 -- counter before anyone else runs: a section is never oversold and never undersold by a
 -- refusal; a user never holds more than the limit. Holds are decided one after the other, each
@@ -42,25 +49,34 @@ local expires = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonu
 -- Formatted once as an integer: Lua would format the number for every command as a float.
 local at = string.format('%d', expires)
 local refused = 0
+local expiry = {}
+local granted = {'t', 'held', 'sc', ARGV[1], 'se', ARGV[2], 'x', at, 'n', 0}
 for a = 6, #ARGV, 4 do
   local hold, user, q, amount = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local qty = tonumber(q)
   if qty > left then
     refused = refused + qty
     replies[#replies + 1] = {'err', 'SOLD_OUT'}
-  elseif tonumber(redis.call('HGET', KEYS[2], user) or '0') + qty > limit then
+  elseif redis.call('HINCRBY', KEYS[2], user, qty) > limit then
+    -- Taken back at once: the script is atomic, so nobody saw the count over the limit.
+    redis.call('HINCRBY', KEYS[2], user, -qty)
     refused = refused + qty
     replies[#replies + 1] = {'err', 'HOLD_LIMIT_EXCEEDED'}
   else
     left = left - qty
     redis.call('HSET', KEYS[5 + (a - 2) / 4], 'user', user, 'schedule', ARGV[1], 'section', ARGV[2],
       'seats', '', 'qty', q, 'amount', amount, 'state', 'HELD', 'expires', at)
-    redis.call('ZADD', KEYS[3], at, hold)
-    redis.call('HINCRBY', KEYS[2], user, q)
-    redis.call('XADD', KEYS[4], '*', 't', 'held', 'h', hold, 'u', user, 'sc', ARGV[1], 'se', ARGV[2],
-      's', '', 'q', q, 'a', amount, 'x', at)
+    expiry[#expiry + 1] = at
+    expiry[#expiry + 1] = hold
+    granted[#granted + 1] = 'h'
+    granted[#granted + 1] = hold .. '|' .. user .. '|' .. q .. '|' .. amount .. '|'
     replies[#replies + 1] = {'ok', expires}
   end
+end
+if #expiry > 0 then
+  redis.call('ZADD', KEYS[3], unpack(expiry))
+  granted[10] = #expiry / 2
+  redis.call('XADD', KEYS[4], '*', unpack(granted))
 end
 if refused > 0 then
   redis.call('INCRBY', KEYS[5], refused)

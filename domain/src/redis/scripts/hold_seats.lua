@@ -15,6 +15,8 @@
 -- Reply: one reply per set, in order: {"ok", expiresAtMs} or
 -- {"err", "NOT_LOADED" | "HOLD_LIMIT_EXCEEDED" | "SEAT_UNAVAILABLE"}.
 -- Complexity: O(n) in the number of seats, plus O(log N) per set for the ZSET and stream writes.
+-- The sets held go to the stream as one batch entry and to the expiry ZSET with one ZADD, as
+-- in hold_ga.lua (which describes the entry).
 --
 -- Guarantee: a seat has at most one live owner (a HELD hold not yet expired, a PAYING hold, or
 -- "sold"); a hold whose expiry has passed counts as free even before the worker sweeps it; each
@@ -39,7 +41,13 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local expires = now + tonumber(ARGV[2])
+-- Formatted once as an integer: Lua would format the number for every command as a float.
+local at = string.format('%d', expires)
 local limit = tonumber(ARGV[3])
+-- The sets held, for one ZADD and one stream entry at the end (the entry as in hold_ga.lua).
+local expiry = {}
+local granted_now = {}
+local granted = {'t', 'held', 'sc', ARGV[1], 'se', '', 'x', at, 'n', 0}
 
 -- Whether a seat has a live owner.
 local function taken(seat)
@@ -47,7 +55,8 @@ local function taken(seat)
   if not owner then
     return false
   end
-  if owner == 'sold' then
+  -- A set held earlier in this call is live, though its expiry is only written at the end.
+  if owner == 'sold' or granted_now[owner] then
     return true
   end
   local until_ms = redis.call('ZSCORE', KEYS[4], owner)
@@ -64,32 +73,43 @@ end
 
 local function hold(set, key)
   local n = set.last - set.first + 1
-  local held = tonumber(redis.call('HGET', KEYS[3], set.user) or '0')
-  if held + n > limit then
+  -- Counted first and taken back on a refusal (one call, not two, when the hold is granted);
+  -- the script is atomic, so nobody sees the count in between.
+  if redis.call('HINCRBY', KEYS[3], set.user, n) > limit then
+    redis.call('HINCRBY', KEYS[3], set.user, -n)
     return {'err', 'HOLD_LIMIT_EXCEEDED'}
   end
   -- Check every seat before writing any: all or nothing.
   for i = set.first, set.last do
     if taken(ARGV[i]) then
+      redis.call('HINCRBY', KEYS[3], set.user, -n)
       return {'err', 'SEAT_UNAVAILABLE'}
     end
   end
-  local seats = {}
+  local seats, owners = {}, {}
   for i = set.first, set.last do
-    redis.call('HSET', KEYS[2], ARGV[i], set.hold)
     seats[#seats + 1] = ARGV[i]
+    owners[#owners + 1] = ARGV[i]
+    owners[#owners + 1] = set.hold
   end
+  redis.call('HSET', KEYS[2], unpack(owners))
   local seat_list = table.concat(seats, ',')
   redis.call('HSET', key, 'user', set.user, 'schedule', ARGV[1], 'section', '', 'seats', seat_list,
-    'qty', n, 'amount', set.amount, 'state', 'HELD', 'expires', expires)
-  redis.call('ZADD', KEYS[4], expires, set.hold)
-  redis.call('HINCRBY', KEYS[3], set.user, n)
-  redis.call('XADD', KEYS[6], '*', 't', 'held', 'h', set.hold, 'u', set.user, 'sc', ARGV[1], 'se', '',
-    's', seat_list, 'q', n, 'a', set.amount, 'x', expires)
+    'qty', n, 'amount', set.amount, 'state', 'HELD', 'expires', at)
+  expiry[#expiry + 1] = at
+  expiry[#expiry + 1] = set.hold
+  granted_now[set.hold] = true
+  granted[#granted + 1] = 'h'
+  granted[#granted + 1] = set.hold .. '|' .. set.user .. '|' .. n .. '|' .. set.amount .. '|' .. seat_list
   return {'ok', expires}
 end
 
 for i, set in ipairs(sets) do
   replies[i] = hold(set, KEYS[6 + i])
+end
+if #expiry > 0 then
+  redis.call('ZADD', KEYS[4], unpack(expiry))
+  granted[10] = #expiry / 2
+  redis.call('XADD', KEYS[6], '*', unpack(granted))
 end
 return replies
