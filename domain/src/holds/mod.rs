@@ -333,7 +333,9 @@ fn parse_seats(raw: &str) -> Option<Vec<SeatId>> {
     if raw.is_empty() {
         return Some(Vec::new());
     }
-    raw.split(',').map(|id| id.parse().ok().map(SeatId::new)).collect()
+    raw.split(',')
+        .map(|id| id.parse().ok().map(SeatId::new))
+        .collect()
 }
 
 /// A seat's state in the seat map.
@@ -867,7 +869,10 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!((events[0].hold, events[1].hold), (a, b));
         assert_eq!(events[0].seats, vec![SeatId::new(10), SeatId::new(11)]);
-        assert_eq!((events[1].user, events[1].quantity, events[1].amount), (UserId::new(8), 1, 100));
+        assert_eq!(
+            (events[1].user, events[1].quantity, events[1].amount),
+            (UserId::new(8), 1, 100)
+        );
         assert!(events.iter().all(|e| e.kind == HoldEventKind::Held
             && e.schedule == ScheduleId::new(3)
             && e.section.is_none()
