@@ -863,3 +863,66 @@ async fn acknowledging_hold_events_never_deletes_one_not_yet_written() {
     ack(hot, concert.id, &rest).await.unwrap();
     assert_eq!(len().await, 0);
 }
+
+/// The sink's write is idempotent whatever path it takes: a batch of new holds goes in as
+/// plain inserts, the same batch replayed (a worker died before acknowledging it) falls back
+/// to upserts and changes nothing, and a replayed `held` never moves a paid hold back.
+#[tokio::test]
+async fn a_replayed_batch_of_hold_events_is_written_once_and_never_moves_a_hold_back() {
+    use boxoffice_domain::{
+        concerts::{ScheduleId, SeatId},
+        holds::{pg::write_events, HoldEvent, HoldEventKind},
+        identity::UserId,
+    };
+    let app = spawn_app().await;
+    let concert = create_concert(&app.pg, Sale::Open, 1, 5, None).await;
+    let seats = seat_ids(&app.pg, concert.sections[0]).await;
+    let held: Vec<HoldEvent> = seats
+        .iter()
+        .map(|&seat| HoldEvent {
+            kind: HoldEventKind::Held,
+            hold: HoldId::generate(concert.id),
+            user: UserId::new(1),
+            schedule: ScheduleId::new(concert.schedule),
+            section: None,
+            seats: vec![SeatId::new(seat)],
+            quantity: 1,
+            amount: 100,
+            expires_at: chrono::Utc::now() + chrono::Duration::minutes(5),
+        })
+        .collect();
+    assert_eq!(write_events(&app.pg, &held).await.unwrap(), 5);
+    // The same batch again: every row is already there.
+    assert_eq!(write_events(&app.pg, &held).await.unwrap(), 0);
+    // One hold paid, then a batch replaying its `held` beside a hold not yet written.
+    let paid = HoldEvent {
+        kind: HoldEventKind::Paid,
+        ..held[0].clone()
+    };
+    assert_eq!(write_events(&app.pg, &[paid]).await.unwrap(), 1);
+    let newcomer = HoldEvent {
+        hold: HoldId::generate(concert.id),
+        ..held[1].clone()
+    };
+    let replay = [held[0].clone(), newcomer];
+    assert_eq!(write_events(&app.pg, &replay).await.unwrap(), 1);
+
+    let rows = holds_in_pg(&app.pg, concert.schedule).await;
+    assert_eq!(rows.len(), 6, "one row per hold");
+    let status: HashMap<uuid::Uuid, &str> = rows.iter().map(|r| (r.0, r.1.as_str())).collect();
+    assert_eq!(status[&held[0].hold.get()], "PAID");
+    assert_eq!(
+        status.values().filter(|s| **s == "HELD").count(),
+        5,
+        "the others stay held"
+    );
+    let seat_rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM hold_seats hs JOIN holds h ON h.id = hs.hold_id \
+         WHERE h.schedule_id = $1",
+    )
+    .bind(concert.schedule)
+    .fetch_one(&app.pg)
+    .await
+    .unwrap();
+    assert_eq!(seat_rows, 6, "one seat row per hold and seat");
+}
