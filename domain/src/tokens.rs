@@ -63,6 +63,53 @@ impl Signer {
     }
 }
 
+/// Tokens this process has verified, with what they said, so a client that sends the same
+/// token on every request pays for the signature and the JSON once: on the hold path the two
+/// tokens' checks cost ~3.4 us of a ~40 us request, and a hit ~0.3 us.
+///
+/// A hit means these exact bytes passed [`Signer::verify`] and the checks of the caller that
+/// stored them; expiry is checked again on every hit, as `verify` checks it (a token is valid
+/// through the second `exp`). Bounded by count, least useful evicted first; an evicted token
+/// verifies afresh. Nothing can be revoked from it, as nothing could revoke a signed token.
+#[derive(Clone)]
+pub struct Verified<T: Clone + Send + Sync + 'static> {
+    cache: moka::sync::Cache<Box<str>, (T, u64)>,
+}
+
+impl<T: Clone + Send + Sync + 'static> Verified<T> {
+    /// Tokens remembered per kind: an on-sale's active buyers on one replica, ~200 bytes each.
+    const CAPACITY: u64 = 100_000;
+
+    pub fn new() -> Self {
+        Self {
+            cache: moka::sync::Cache::new(Self::CAPACITY),
+        }
+    }
+
+    /// What `token` said when it was verified, if it was and `now_secs` is not past its `exp`.
+    pub fn get(&self, token: &str, now_secs: u64) -> Option<T> {
+        let (value, exp) = self.cache.get(token)?;
+        (now_secs <= exp).then_some(value)
+    }
+
+    /// Remembers a token that passed every check, with its `exp`.
+    pub fn insert(&self, token: &str, value: T, exp: u64) {
+        self.cache.insert(token.into(), (value, exp));
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Default for Verified<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> std::fmt::Debug for Verified<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Verified({} tokens)", self.cache.entry_count())
+    }
+}
+
 /// Seconds since the Unix epoch, as JWT `exp` and `iat` want them.
 pub fn now_secs() -> u64 {
     u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0)
@@ -119,6 +166,21 @@ mod tests {
         let body = URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"7","exp":{}}}"#, now_secs() + 60));
         let token = format!("{header}.{body}.");
         assert!(Signer::new(b"secret-one").verify::<Claims>(&token).is_err());
+    }
+
+    #[test]
+    fn a_remembered_token_is_given_back_only_for_its_exact_bytes_and_until_its_exp() {
+        let verified = Verified::new();
+        verified.insert("header.body.signature", 7_i64, 1_000);
+        assert_eq!(verified.get("header.body.signature", 999), Some(7));
+        assert_eq!(verified.get("header.body.signature", 1_000), Some(7));
+        assert_eq!(
+            verified.get("header.body.signature", 1_001),
+            None,
+            "expired"
+        );
+        assert_eq!(verified.get("header.body.signaturE", 999), None);
+        assert_eq!(verified.get("header.bodY.signature", 999), None);
     }
 
     #[test]

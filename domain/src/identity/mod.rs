@@ -11,7 +11,7 @@ use std::{fmt, time::Duration};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    tokens::{now_secs, Signer},
+    tokens::{now_secs, Signer, Verified},
     Error, Result,
 };
 
@@ -86,12 +86,17 @@ const ACCESS: &str = "access";
 pub struct AccessTokens {
     signer: Signer,
     ttl: Duration,
+    verified: Verified<UserId>,
 }
 
 impl AccessTokens {
     /// Access tokens signed by `signer`, valid for `ttl`.
     pub fn new(signer: Signer, ttl: Duration) -> Self {
-        Self { signer, ttl }
+        Self {
+            signer,
+            ttl,
+            verified: Verified::new(),
+        }
     }
 
     /// A fresh token for `user`.
@@ -107,15 +112,20 @@ impl AccessTokens {
 
     /// The user a token names, if the token is genuine, unexpired and an access token.
     pub fn verify(&self, token: &str) -> Result<UserId> {
+        if let Some(user) = self.verified.get(token, now_secs()) {
+            return Ok(user);
+        }
         let claims: AccessClaims = self.signer.verify(token).map_err(|_| Error::Unauthorized)?;
         if claims.typ != ACCESS {
             return Err(Error::Unauthorized);
         }
-        claims
+        let user = claims
             .sub
             .parse()
             .map(UserId)
-            .map_err(|_| Error::Unauthorized)
+            .map_err(|_| Error::Unauthorized)?;
+        self.verified.insert(token, user, claims.exp);
+        Ok(user)
     }
 }
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     concerts::ConcertId,
     identity::UserId,
-    tokens::{now_secs, Rejected, Signer},
+    tokens::{now_secs, Rejected, Signer, Verified},
     Error, Result,
 };
 
@@ -104,12 +104,17 @@ impl QueuePass {
 #[derive(Debug, Clone)]
 pub struct QueueTokens {
     signer: Signer,
+    /// Genuine queue tokens already seen, as their claims; the owner is checked on every use.
+    verified: Verified<QueueClaims>,
 }
 
 impl QueueTokens {
     /// Queue tokens signed by `signer`.
     pub fn new(signer: Signer) -> Self {
-        Self { signer }
+        Self {
+            signer,
+            verified: Verified::new(),
+        }
     }
 
     /// A token proving `user` holds `place` (of line generation `gen`) in `concert`'s line, as
@@ -171,12 +176,19 @@ impl QueueTokens {
     /// token is `InvalidQueueToken` (401); a genuine token of another user is
     /// `QueueTokenMismatch` (403).
     pub fn verify(&self, token: &str, user: UserId) -> Result<QueuePass> {
-        let claims: QueueClaims = self.signer.verify(token).map_err(|e| match e {
-            Rejected::Malformed | Rejected::Expired => Error::InvalidQueueToken,
-        })?;
-        if claims.typ != QUEUE {
-            return Err(Error::InvalidQueueToken);
-        }
+        let claims = match self.verified.get(token, now_secs()) {
+            Some(claims) => claims,
+            None => {
+                let claims: QueueClaims = self.signer.verify(token).map_err(|e| match e {
+                    Rejected::Malformed | Rejected::Expired => Error::InvalidQueueToken,
+                })?;
+                if claims.typ != QUEUE {
+                    return Err(Error::InvalidQueueToken);
+                }
+                self.verified.insert(token, claims.clone(), claims.exp);
+                claims
+            }
+        };
         let owner: i64 = claims.sub.parse().map_err(|_| Error::InvalidQueueToken)?;
         if owner != user.get() {
             return Err(Error::QueueTokenMismatch);
