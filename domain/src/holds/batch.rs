@@ -8,8 +8,8 @@
 //! How: each hold is a [`Job`] on the replica's queue. A few loops ([`Batcher::run`]) each take
 //! whatever is queued (up to [`MAX_BATCH`]), group it by schedule and by what it takes (seats,
 //! or the places of one general-admission section), and send each group as one call: one
-//! `hold_seats.lua` for every set of seats, or one `MULTI` with one `DECRBY` of the section's
-//! counter and one `hold_ga.lua` ([`redis::hold_seats`], [`redis::hold_general`]). Nothing
+//! `hold_seats.lua` for every set of seats, or one `hold_ga.lua` with one `DECRBY` of the
+//! section's counter ([`redis::hold_seats`], [`redis::hold_general`]). Nothing
 //! waits for a batch to fill: a batch is what queued while the previous one was in Redis, so a
 //! lone hold goes at once.
 //!

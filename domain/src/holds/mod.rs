@@ -4,7 +4,8 @@
 //!
 //! - A numbered seat is taken by one Lua script that checks every seat before writing any
 //!   ([`redis::hold_seats`]); a general-admission place is taken from a counter with
-//!   `MULTI`/`DECRBY` and given back when the counter went below zero ([`redis::hold_general`]).
+//!   `DECRBY` and given back when the counter went below zero, both in one script
+//!   ([`redis::hold_general`]).
 //!   A replica sends its concurrent holds of a schedule together ([`batch`]).
 //! - Every hold expires after the configured TTL. The worker's sweep ends due holds whether or
 //!   not anyone reads them; until it runs, an expired hold already counts as free.

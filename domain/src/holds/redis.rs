@@ -3,10 +3,7 @@
 
 use std::collections::HashMap;
 
-use fred::{
-    prelude::*,
-    types::{ClusterHash, CustomCommand, Value},
-};
+use fred::{prelude::*, types::Value};
 
 use super::{Footprint, HoldEvent, HoldId, Store};
 use crate::{
@@ -110,32 +107,23 @@ pub async fn hold_seats(
 }
 
 /// Takes each hold's places of a general-admission section of `schedule`, in order, in one
-/// round trip; answers each hold.
+/// script call; answers each hold.
 ///
-/// `MULTI; DECRBY remaining taken; EVALSHA hold_ga; EXEC`, with `taken` the sum of the
-/// quantities. The places come off the counter with `DECRBY` (seed 000's counter): it is
-/// atomic, so concurrent requests get distinct results. Seed 000 compensated a negative result
-/// in a later command, so the counter read low meanwhile and a crash between the two lost
-/// places; here the compensation is `hold_ga.lua`, right behind the decrement in the same
-/// `EXEC`, which records each hold that fits and gives back the places of the others (sold
-/// out, over the ticket limit, not loaded) before any other client runs. The counter is exact
-/// after every batch, and never seen below 0.
+/// `hold_ga.lua` takes the batch's total off the counter with `DECRBY` (seed 000's counter:
+/// atomic, so concurrent batches get distinct results), records each hold that fits and gives
+/// back the places of the others (sold out, over the ticket limit) with one `INCRBY`, all in
+/// one script, which Redis runs as a transaction. The counter is exact after every batch, and
+/// never seen below 0.
 ///
-/// The commands go as one pipeline on the shared connections, not as a fred transaction:
-/// fred sends a transaction alone on its connection (it drains what is in flight there, writes
-/// and flushes each command, then waits for `EXEC`), which cost a dedicated connection pool
-/// and a stalled connection. The connection's router writes a pipeline's commands one after
-/// the other, so nothing else lands between `MULTI` and `EXEC`. It is sent once and never
-/// retried or redirected by fred: a retry after a lost connection could resend the `DECRBY`
-/// without its `MULTI`. One `DECRBY` and one script per batch, not per hold, because the
-/// router also flushes after each of those commands when nothing else is queued (a syscall
-/// here, a read in Redis): per-hold commands cost two of each per hold.
+/// It was `MULTI; DECRBY; EVALSHA; EXEC` in a pipeline, the decrement outside the script as in
+/// seed 000. fred flushes after each of those commands when nothing else is queued on the
+/// connection: four syscalls per batch here and four reads in Redis, for an atomicity the
+/// script alone already gives.
 ///
-/// Redis runs the queued commands even when one fails, so a `NOSCRIPT` (Redis lost its script
-/// cache) means the decrement ran and the script did not: the places are given back, the
-/// script loaded, and the step tried once more. Any other failure leaves the outcome unknown
-/// (the reply may have been lost after `EXEC` ran), so nothing is given back: at worst places
-/// stay taken and unsold, an undersell the audit reports, never an oversell.
+/// Sent once and never retried by fred: a retry after a lost connection could run the batch
+/// twice when the first run's reply was lost (places taken twice for the same holds: an
+/// undersell the audit reports, never an oversell). A `NOSCRIPT` (Redis lost its script cache)
+/// means nothing ran: the script is loaded and the call made once more.
 pub async fn hold_general(
     store: Store<'_>,
     concert: ConcertId,
@@ -145,91 +133,48 @@ pub async fn hold_general(
 ) -> Result<Vec<Placed>> {
     let k = store.keys;
     let script = &store.scripts.hold_ga;
-    let counter = k.ga_remaining(concert, section);
     let taken: i64 = wanted.iter().map(|w| i64::from(w.quantity)).sum();
-    let keys = [
+    let mut keys = Vec::with_capacity(5 + wanted.len());
+    keys.extend([
         k.inventory_loaded(concert, schedule),
         k.user_tickets(concert, schedule),
         k.hold_expiry(concert),
         k.hold_events(concert),
-        counter.clone(),
-    ];
-    let mut evalsha: Vec<Value> = Vec::with_capacity(2 + keys.len() + 5 * wanted.len() + 5);
-    evalsha.push(script.sha1().clone().into());
-    evalsha.push(Value::Integer((keys.len() + wanted.len()) as i64));
-    evalsha.extend(keys.into_iter().map(Value::from));
-    evalsha.extend(wanted.iter().map(|w| Value::from(k.hold(concert, w.hold))));
-    evalsha.extend(
-        [
-            schedule.to_string(),
-            section.to_string(),
-            ttl_ms(store).to_string(),
-            store.config.ticket_limit.to_string(),
-            taken.to_string(),
-        ]
-        .map(Value::from),
-    );
+        k.ga_remaining(concert, section),
+    ]);
+    keys.extend(wanted.iter().map(|w| k.hold(concert, w.hold)));
+    let mut args = Vec::with_capacity(5 + 4 * wanted.len());
+    args.extend([
+        schedule.to_string(),
+        section.to_string(),
+        ttl_ms(store).to_string(),
+        store.config.ticket_limit.to_string(),
+        taken.to_string(),
+    ]);
     for w in wanted {
-        evalsha.extend(
-            [
-                w.hold.to_string(),
-                w.user.to_string(),
-                w.quantity.to_string(),
-                w.amount.to_string(),
-            ]
-            .map(Value::from),
-        );
+        args.extend([
+            w.hold.to_string(),
+            w.user.to_string(),
+            w.quantity.to_string(),
+            w.amount.to_string(),
+        ]);
     }
-    // Every key is the concert's, so every command goes (on a cluster) to the concert's slot.
-    let slot = fred::util::redis_keyslot(counter.as_bytes());
-    let command = |name| CustomCommand::new_static(name, ClusterHash::Custom(slot), false);
-    let once = Options {
-        max_attempts: Some(1),
-        max_redirections: Some(0),
-        ..Options::default()
-    };
     let client = store.redis.next();
-    let mut reloaded = false;
-    loop {
-        let pipeline = client.pipeline();
-        let queue = pipeline.with_options(&once);
-        let _: () = queue.custom(command("MULTI"), Vec::<Value>::new()).await?;
-        let _: () = queue
-            .custom(
-                command("DECRBY"),
-                vec![Value::from(counter.as_str()), taken.into()],
-            )
-            .await?;
-        let _: () = queue.custom(command("EVALSHA"), evalsha.clone()).await?;
-        let _: () = queue.custom(command("EXEC"), Vec::<Value>::new()).await?;
-        // EXEC's reply says what ran; an error nested in it (a script's) comes back as the
-        // whole reply's error, which is what the NOSCRIPT branch must know.
-        let exec = pipeline.try_all::<Value>().await.pop();
-        match exec
-            .unwrap_or_else(|| Err(fred::error::Error::new(ErrorKind::Unknown, "no EXEC reply")))
-        {
-            Ok(reply) => {
-                // [DECRBY's result, the script's replies]
-                let replies = reply.into_array().pop().map(Value::into_array);
-                let replies = replies.unwrap_or_default().into_iter();
-                let replies = replies.map(Value::into_array).collect();
-                return answers("hold_ga", replies, wanted.len(), store.config.ticket_limit);
-            }
-            Err(e) if !reloaded && e.details().starts_with("NOSCRIPT") => {
-                give_back(store.redis, &counter, taken).await?;
-                script.load(store.redis.next()).await?;
-                reloaded = true;
-            }
-            Err(e) => return Err(e.into()),
+    let once = client.with_options(&Options {
+        max_attempts: Some(1),
+        ..Options::default()
+    });
+    let call = || {
+        once.evalsha::<Vec<Vec<Value>>, _, _, _>(script.sha1().clone(), keys.clone(), args.clone())
+    };
+    let replies = match call().await {
+        Err(e) if e.details().starts_with("NOSCRIPT") => {
+            script.load(client).await?;
+            call().await?
         }
-    }
-}
-
-async fn give_back(redis: &Pool, counter: &str, q: i64) -> Result<()> {
-    let _: i64 = redis.incr_by(counter, q).await.inspect_err(|e| {
-        tracing::error!(error = %e, counter, q, "could not give general-admission places back");
-    })?;
-    Ok(())
+        other => other?,
+    };
+    answers("hold_ga", replies, wanted.len(), store.config.ticket_limit)
 }
 
 /// Each hold's answer from a hold script's replies, one per hold asked for.

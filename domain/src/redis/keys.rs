@@ -1,7 +1,7 @@
 //! The whole Redis keyspace. No other file formats a key.
 //!
 //! Every key starts with the configured namespace (tests use a fresh one each). Keys that one
-//! Lua script or `MULTI` touches together share the `{c<concertId>}` hash tag, so on Redis
+//! Lua script touches together share the `{c<concertId>}` hash tag, so on Redis
 //! Cluster a concert's waiting room, seats, counters, holds and event stream live in one slot
 //! and every script stays single-slot. Registries that span concerts have no tag and are only
 //! ever touched by single-key commands.

@@ -393,15 +393,16 @@ async fn general_admission_holds_in_one_call_keep_each_users_ticket_limit() {
     assert_eq!(tickets[&b.user.id.to_string()], 4);
 }
 
-/// `SCRIPT FLUSH` makes the `EVALSHA` inside the hold's `MULTI` fail after its `DECRBY` ran:
-/// the places must be given back before the retry takes them again, or they are lost.
+/// After `SCRIPT FLUSH` the hold's `EVALSHA` fails with `NOSCRIPT`: the script is loaded and the
+/// call made again, and the places are taken once (the decrement is the script's, so the failed
+/// call took nothing).
 #[tokio::test]
 async fn a_general_admission_hold_after_redis_lost_its_scripts_takes_its_places_once() {
     let app = spawn_app().await;
     let concert = create_concert(&app.pg, Sale::Open, 1, 5, Some(100)).await;
     let buyer = &buyers(&app, concert.id, 1).await[0];
     let ga = concert.ga_section.unwrap();
-    // Loads the schedule's inventory, so the next hold goes straight to the MULTI.
+    // Loads the schedule's inventory, so the next hold goes straight to the script.
     hold_ok(
         &app,
         buyer,

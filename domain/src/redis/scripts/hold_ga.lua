@@ -1,17 +1,17 @@
--- hold_ga: records the general-admission holds of one section a replica batched, or gives
--- their places back, in the same MULTI as the DECRBY that took them.
+-- hold_ga: takes the places of the general-admission holds of one section a replica batched
+-- with one DECRBY, records each hold that fits, and gives the places of the others back.
 --
--- The caller sends `MULTI; DECRBY ga_remaining taken; EVALSHA hold_ga ...; EXEC`
--- (holds/redis.rs), where `taken` is the sum of the batch's quantities: the decrement is seed
--- 000's counter, and this script is its compensation, run right behind it in the same atomic
--- step. So the counter is never seen below zero, and places are never left taken by a refused
--- request.
+-- The DECRBY of the batch's total (`taken`) is seed 000's counter, and the INCRBY of what was
+-- refused is its compensation. Seed 000 sent them as separate commands, so the counter read
+-- low in between and a crash there lost places; here both run inside one script, which Redis
+-- runs as a transaction (nothing else runs between its commands). So the counter is never
+-- seen below zero, and places are never left taken by a refused request.
 --
 -- KEYS[1] inventory_loaded  STRING  the schedule's inventory is in Redis
 -- KEYS[2] user_tickets      HASH    userId -> tickets held or bought for the schedule
 -- KEYS[3] hold_expiry       ZSET    holdId scored by expiry ms
 -- KEYS[4] hold_events       STREAM  hold events for the worker's sink
--- KEYS[5] ga_remaining      STRING  places left in the section, already decremented by taken
+-- KEYS[5] ga_remaining      STRING  places left in the section
 -- KEYS[5 + i] hold          HASH    the new hold i
 -- ARGV[1] scheduleId  ARGV[2] sectionId  ARGV[3] ttl ms  ARGV[4] ticket limit  ARGV[5] taken
 -- then per hold: holdId, userId, quantity, amount
@@ -35,14 +35,13 @@
 local taken = tonumber(ARGV[5])
 local replies = {}
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('INCRBY', KEYS[5], taken)
   for i = 6, #ARGV, 4 do
     replies[#replies + 1] = {'err', 'NOT_LOADED'}
   end
   return replies
 end
 -- Places left before this batch's decrement.
-local left = tonumber(redis.call('GET', KEYS[5])) + taken
+local left = redis.call('DECRBY', KEYS[5], taken) + taken
 local limit = tonumber(ARGV[4])
 local t = redis.call('TIME')
 local expires = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3])
