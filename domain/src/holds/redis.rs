@@ -134,30 +134,40 @@ pub async fn hold_general(
     let k = store.keys;
     let script = &store.scripts.hold_ga;
     let taken: i64 = wanted.iter().map(|w| i64::from(w.quantity)).sum();
-    let mut keys = Vec::with_capacity(5 + wanted.len());
-    keys.extend([
-        k.inventory_loaded(concert, schedule),
-        k.user_tickets(concert, schedule),
-        k.hold_expiry(concert),
-        k.hold_events(concert),
-        k.ga_remaining(concert, section),
-    ]);
-    keys.extend(wanted.iter().map(|w| k.hold(concert, w.hold)));
-    let mut args = Vec::with_capacity(5 + 4 * wanted.len());
-    args.extend([
-        schedule.to_string(),
-        section.to_string(),
-        ttl_ms(store).to_string(),
-        store.config.ticket_limit.to_string(),
-        taken.to_string(),
-    ]);
+    // As fred's own types (shared bytes), so that the NOSCRIPT retry's copy copies no string.
+    let mut keys: Vec<Key> = Vec::with_capacity(5 + wanted.len());
+    keys.extend(
+        [
+            k.inventory_loaded(concert, schedule),
+            k.user_tickets(concert, schedule),
+            k.hold_expiry(concert),
+            k.hold_events(concert),
+            k.ga_remaining(concert, section),
+        ]
+        .map(Key::from),
+    );
+    keys.extend(wanted.iter().map(|w| Key::from(k.hold(concert, w.hold))));
+    let mut args: Vec<Value> = Vec::with_capacity(5 + 4 * wanted.len());
+    args.extend(
+        [
+            schedule.to_string(),
+            section.to_string(),
+            ttl_ms(store).to_string(),
+            store.config.ticket_limit.to_string(),
+            taken.to_string(),
+        ]
+        .map(Value::from),
+    );
     for w in wanted {
-        args.extend([
-            w.hold.to_string(),
-            w.user.to_string(),
-            w.quantity.to_string(),
-            w.amount.to_string(),
-        ]);
+        args.extend(
+            [
+                w.hold.to_string(),
+                w.user.to_string(),
+                w.quantity.to_string(),
+                w.amount.to_string(),
+            ]
+            .map(Value::from),
+        );
     }
     let client = store.redis.next();
     let once = client.with_options(&Options {

@@ -160,7 +160,13 @@ impl Caches {
     /// each section it touched (only those), the schedule's sections, and, when tickets were
     /// sold, the concert's dates.
     pub async fn evict(&self, concert: ConcertId, footprint: &Footprint, sold: bool) {
-        if let Some(seats) = self.sales.seats.cache.get(&footprint.schedule).await {
+        // (A GA footprint names no seat: no seat map to look up.)
+        let seats = if footprint.seats.is_empty() {
+            None
+        } else {
+            self.sales.seats.cache.get(&footprint.schedule).await
+        };
+        if let Some(seats) = seats {
             let mut touched: Vec<SectionId> = footprint
                 .seats
                 .iter()
