@@ -106,24 +106,6 @@ impl AppState {
         }
     }
 
-    /// Runs `work` on a task of its own and waits for it, so that it runs to the end even if
-    /// the client disconnects and axum drops the request. Multi-step writes need this: a hold
-    /// must not stop between its script and registering the concert on the worker's work list
-    /// (its expiry would wait for the next hold). Payments get the same from their batch,
-    /// which runs on a task of its own (`payments::batch`).
-    pub async fn detached<T, Fut>(
-        &self,
-        work: impl FnOnce(AppState) -> Fut,
-    ) -> Result<T, boxoffice_domain::Error>
-    where
-        Fut: std::future::Future<Output = Result<T, boxoffice_domain::Error>> + Send + 'static,
-        T: Send + 'static,
-    {
-        tokio::spawn(work(self.clone()))
-            .await
-            .map_err(|e| anyhow::anyhow!("detached request task failed: {e}"))?
-    }
-
     /// Marks the replica as draining.
     pub fn stop_accepting(&self) {
         self.0.ready.store(false, Ordering::Relaxed);

@@ -476,6 +476,9 @@ async fn place_inner(
     request: HoldRequest,
 ) -> Result<(Hold, Footprint)> {
     schedule.check_sale_open(Utc::now())?;
+    // Before the hold, not after: a request dropped in between (the client went away) then
+    // leaves a registration and no hold, never a hold the worker does not know to expire.
+    redis::register(store, schedule.concert).await?;
     let id = HoldId::generate(schedule.concert);
     let take = |amount, wanted| {
         store.batches.hold(batch::Order {
@@ -543,7 +546,6 @@ async fn place_inner(
             (expires_ms, Vec::new(), quantity, amount, footprint)
         }
     };
-    redis::register(store, schedule.concert).await?;
     let hold = Hold {
         hold_id: id,
         schedule_id: schedule.id,

@@ -214,7 +214,7 @@ fn placed(reply: Vec<Value>, limit: u32) -> Result<Option<i64>> {
     }
 }
 
-/// Puts `concert` on the worker's work list (or refreshes its registration), after a hold was
+/// Puts `concert` on the worker's work list (or refreshes its registration), before a hold is
 /// written. Replicas skip this while their own registration is younger than
 /// [`super::Replica::REFRESH`], so a busy concert costs one write per second per
 /// replica, not one per hold; the worker only retires concerts not registered for far longer

@@ -40,10 +40,11 @@ pub async fn place(
         .await?;
     admitted.require(schedule.concert)?;
     let seats = state.caches.seats(&state.pg, schedule.id).await?;
-    let (user, on) = (admitted.user, schedule.clone());
-    let (hold, footprint) = state
-        .detached(move |s| async move { holds::place(s.store(), &on, &seats, user, request).await })
-        .await?;
+    // Safe to drop midway (the client went away): every step is one atomic write, the hold
+    // itself is placed by the batch's task once handed over, and a registration without a
+    // hold is harmless (holds::place).
+    let (hold, footprint) =
+        holds::place(state.store(), &schedule, &seats, admitted.user, request).await?;
     state
         .caches
         .evict(schedule.concert, &footprint, false)
