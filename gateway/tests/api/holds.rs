@@ -867,7 +867,8 @@ async fn acknowledging_hold_events_never_deletes_one_not_yet_written() {
 
 /// The sink's write is idempotent whatever path it takes: a batch of new holds goes in as
 /// plain inserts, the same batch replayed (a worker died before acknowledging it) falls back
-/// to upserts and changes nothing, and a replayed `held` never moves a paid hold back.
+/// to upserts and changes nothing, and a replayed `held` never moves an ended hold back.
+/// (Expired, not paid: a paid hold without its reservation is what the audit reports.)
 #[tokio::test]
 async fn a_replayed_batch_of_hold_events_is_written_once_and_never_moves_a_hold_back() {
     use boxoffice_domain::{
@@ -895,12 +896,12 @@ async fn a_replayed_batch_of_hold_events_is_written_once_and_never_moves_a_hold_
     assert_eq!(write_events(&app.pg, &held).await.unwrap(), 5);
     // The same batch again: every row is already there.
     assert_eq!(write_events(&app.pg, &held).await.unwrap(), 0);
-    // One hold paid, then a batch replaying its `held` beside a hold not yet written.
-    let paid = HoldEvent {
-        kind: HoldEventKind::Paid,
+    // One hold expired, then a batch replaying its `held` beside a hold not yet written.
+    let expired = HoldEvent {
+        kind: HoldEventKind::Expired,
         ..held[0].clone()
     };
-    assert_eq!(write_events(&app.pg, &[paid]).await.unwrap(), 1);
+    assert_eq!(write_events(&app.pg, &[expired]).await.unwrap(), 1);
     let newcomer = HoldEvent {
         hold: HoldId::generate(concert.id),
         ..held[1].clone()
@@ -911,7 +912,7 @@ async fn a_replayed_batch_of_hold_events_is_written_once_and_never_moves_a_hold_
     let rows = holds_in_pg(&app.pg, concert.schedule).await;
     assert_eq!(rows.len(), 6, "one row per hold");
     let status: HashMap<uuid::Uuid, &str> = rows.iter().map(|r| (r.0, r.1.as_str())).collect();
-    assert_eq!(status[&held[0].hold.get()], "PAID");
+    assert_eq!(status[&held[0].hold.get()], "EXPIRED");
     assert_eq!(
         status.values().filter(|s| **s == "HELD").count(),
         5,
