@@ -132,9 +132,7 @@ pub async fn hold_general(
     wanted: &[PlacesWanted],
 ) -> Result<Vec<Placed>> {
     let k = store.keys;
-    let script = &store.scripts.hold_ga;
     let taken: i64 = wanted.iter().map(|w| i64::from(w.quantity)).sum();
-    // As fred's own types (shared bytes), so that the NOSCRIPT retry's copy copies no string.
     let mut keys: Vec<Key> = Vec::with_capacity(5 + wanted.len());
     keys.extend(
         [
@@ -169,21 +167,10 @@ pub async fn hold_general(
             .map(Value::from),
         );
     }
-    let client = store.redis.next();
-    let once = client.with_options(&Options {
-        max_attempts: Some(1),
-        ..Options::default()
-    });
-    let call = || {
-        once.evalsha::<Vec<Vec<Value>>, _, _, _>(script.sha1().clone(), keys.clone(), args.clone())
-    };
-    let replies = match call().await {
-        Err(e) if e.details().starts_with("NOSCRIPT") => {
-            script.load(client).await?;
-            call().await?
-        }
-        other => other?,
-    };
+    let replies: Vec<Vec<Value>> = store
+        .scripts
+        .run_once(store.redis, &store.scripts.hold_ga, keys, args)
+        .await?;
     answers("hold_ga", replies, wanted.len(), store.config.ticket_limit)
 }
 

@@ -77,6 +77,35 @@ impl Scripts {
     {
         script.evalsha_with_reload(client.next(), keys, args).await
     }
+
+    /// Like [`Self::run`], but never retried by fred after a lost connection: for a script
+    /// that must not run twice when its first reply was lost. A `NOSCRIPT` means nothing ran,
+    /// so the one reload and second call stay. `keys` and `args` are fred's own types (shared
+    /// bytes), so that the second call's copy copies no string.
+    pub async fn run_once<R>(
+        &self,
+        client: &Pool,
+        script: &Script,
+        keys: Vec<Key>,
+        args: Vec<Value>,
+    ) -> Result<R, fred::error::Error>
+    where
+        R: FromValue,
+    {
+        let client = client.next();
+        let once = client.with_options(&Options {
+            max_attempts: Some(1),
+            ..Options::default()
+        });
+        let call = || once.evalsha::<R, _, _, _>(script.sha1().clone(), keys.clone(), args.clone());
+        match call().await {
+            Err(e) if e.details().starts_with("NOSCRIPT") => {
+                script.load(client).await?;
+                call().await
+            }
+            other => other,
+        }
+    }
 }
 
 /// A script's tagged reply, before the concept module gives it meaning.
