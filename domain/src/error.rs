@@ -1,6 +1,8 @@
 //! The one error type of the domain. Every variant is a stable contract `code`; the gateway's
 //! `problem.rs` is the only place that turns it into an HTTP status and a problem+json body.
 
+use std::{fmt, sync::Arc};
+
 /// Where an error came from, after pingora's habit: it tells the edge what to log and whether
 /// a client may retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,8 +72,13 @@ pub enum Error {
     IdempotencyKeyReused,
     #[error("admin token required")]
     AdminOnly,
-    #[error("a dependency is unavailable: {0}")]
-    Unavailable(&'static str),
+    #[error("{dependency} is unavailable")]
+    Unavailable {
+        dependency: Dependency,
+        /// What failed, kept for the log line at the edge (never shown to the client).
+        #[source]
+        cause: Cause,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -107,34 +114,143 @@ impl Error {
             Error::IdempotencyKeyRequired => "IDEMPOTENCY_KEY_REQUIRED",
             Error::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Error::AdminOnly => "ADMIN_ONLY",
-            Error::Unavailable(_) => "UNAVAILABLE",
+            Error::Unavailable { .. } => "UNAVAILABLE",
             Error::Internal(_) => "INTERNAL",
         }
     }
 
-    /// The same answer again, for each request of a batch that failed as one (an error is not
-    /// `Clone`: it may carry a source).
+    /// A dependency failure, keeping what failed as its cause.
+    pub fn unavailable(
+        dependency: Dependency,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Unavailable {
+            dependency,
+            cause: Cause(Arc::from(cause.into())),
+        }
+    }
+
+    /// The same answer again, for each request of a batch or a cache load that failed as one
+    /// (an error is not `Clone`: an internal one carries an `anyhow` chain, which keeps its
+    /// whole text here). Exhaustive, so a new variant says how it repeats.
     pub fn repeat(&self) -> Error {
+        use Error as E;
         match self {
-            Error::Unavailable(what) => Error::Unavailable(what),
-            other => anyhow::anyhow!("{other}").into(),
+            E::InvalidInput(message) => E::InvalidInput(message.clone()),
+            E::InvalidAmount { max } => E::InvalidAmount { max: *max },
+            E::Unauthorized => E::Unauthorized,
+            E::RateLimited => E::RateLimited,
+            E::RouteNotFound => E::RouteNotFound,
+            E::MethodNotAllowed => E::MethodNotAllowed,
+            E::UnsupportedMediaType => E::UnsupportedMediaType,
+            E::PayloadTooLarge { limit } => E::PayloadTooLarge { limit: *limit },
+            E::ConcertNotFound => E::ConcertNotFound,
+            E::ConcertNotOnSale => E::ConcertNotOnSale,
+            E::InvalidQueueToken => E::InvalidQueueToken,
+            E::QueueTokenMismatch => E::QueueTokenMismatch,
+            E::QueueNotActive => E::QueueNotActive,
+            E::QueuePlaceLost => E::QueuePlaceLost,
+            E::ScheduleNotFound => E::ScheduleNotFound,
+            E::SectionNotFound => E::SectionNotFound,
+            E::SeatUnavailable => E::SeatUnavailable,
+            E::SoldOut => E::SoldOut,
+            E::SaleNotOpen => E::SaleNotOpen,
+            E::HoldLimitExceeded { limit } => E::HoldLimitExceeded { limit: *limit },
+            E::HoldNotFound => E::HoldNotFound,
+            E::HoldExpired => E::HoldExpired,
+            E::HoldAlreadyPaid => E::HoldAlreadyPaid,
+            E::InsufficientPoints { balance, needed } => E::InsufficientPoints {
+                balance: *balance,
+                needed: *needed,
+            },
+            E::IdempotencyKeyRequired => E::IdempotencyKeyRequired,
+            E::IdempotencyKeyReused => E::IdempotencyKeyReused,
+            E::AdminOnly => E::AdminOnly,
+            E::Unavailable { dependency, cause } => E::Unavailable {
+                dependency: *dependency,
+                cause: cause.clone(),
+            },
+            E::Internal(_) => anyhow::anyhow!("{}", self.report()).into(),
         }
     }
 
     /// Where the error came from; `Dependency` errors are safe to retry.
     pub fn origin(&self) -> Origin {
         match self {
-            Error::Unavailable(_) => Origin::Dependency,
+            Error::Unavailable { .. } => Origin::Dependency,
             Error::Internal(_) => Origin::Internal,
             _ => Origin::Client,
         }
     }
+
+    /// The error with its whole cause chain, `outer: inner: innermost`, for the one log line
+    /// at the edge.
+    pub fn report(&self) -> Report<'_> {
+        Report(self)
+    }
 }
+
+/// A dependency the domain calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependency {
+    Redis,
+    Postgres,
+}
+
+impl fmt::Display for Dependency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dependency::Redis => "redis",
+            Dependency::Postgres => "postgres",
+        })
+    }
+}
+
+/// The cause of a dependency failure. Shared, so that one failure can answer every request of
+/// a batch ([`Error::repeat`]) without losing it.
+#[derive(Debug, Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Displays an error and each of its sources, joined by `: ` ([`Error::report`]).
+pub struct Report<'a>(&'a Error);
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = std::error::Error::source(self.0);
+        // `Internal` wraps an anyhow error transparently: its own chain starts at the top.
+        if let Error::Internal(e) = self.0 {
+            return e
+                .chain()
+                .skip(1)
+                .try_for_each(|cause| write!(f, ": {cause}"));
+        }
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+// The conversions below keep the dependency's error as the cause and log nothing: the edge
+// (the gateway's `problem.rs`, a worker loop) logs each failure once, with its whole chain.
 
 impl From<fred::error::Error> for Error {
     fn from(e: fred::error::Error) -> Self {
-        tracing::warn!(error = %e, "redis call failed");
-        Error::Unavailable("redis")
+        Error::unavailable(Dependency::Redis, e)
     }
 }
 
@@ -143,8 +259,7 @@ impl From<tokio_postgres::Error> for Error {
         // A closed connection or an I/O error is a dependency failure; anything else (a
         // constraint we did not expect, bad SQL) is our bug.
         if e.is_closed() || e.code().is_none() {
-            tracing::warn!(error = %e, "postgres call failed");
-            Error::Unavailable("postgres")
+            Error::unavailable(Dependency::Postgres, e)
         } else {
             Error::Internal(anyhow::Error::new(e).context("postgres statement failed"))
         }
@@ -153,8 +268,7 @@ impl From<tokio_postgres::Error> for Error {
 
 impl From<deadpool_postgres::PoolError> for Error {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        tracing::warn!(error = %e, "postgres pool exhausted or unreachable");
-        Error::Unavailable("postgres")
+        Error::unavailable(Dependency::Postgres, e)
     }
 }
 
@@ -162,7 +276,7 @@ impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                Error::Unavailable("postgres")
+                Error::unavailable(Dependency::Postgres, e)
             }
             other => Error::Internal(anyhow::Error::new(other)),
         }
@@ -171,3 +285,36 @@ impl From<sqlx::Error> for Error {
 
 /// The result type of every domain operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("connection reset")]
+    struct Reset(#[source] std::io::Error);
+
+    #[test]
+    fn a_dependency_failure_keeps_its_cause_chain_and_repeats_with_it() {
+        let error = Error::unavailable(
+            Dependency::Redis,
+            Reset(std::io::Error::other("peer went away")),
+        );
+        let chain = "redis is unavailable: connection reset: peer went away";
+        assert_eq!(error.report().to_string(), chain);
+        assert_eq!(error.repeat().report().to_string(), chain);
+        assert_eq!(error.origin(), Origin::Dependency);
+    }
+
+    #[test]
+    fn an_internal_error_reports_its_context_chain_once() {
+        let error: Error = anyhow::anyhow!("disk full")
+            .context("writing the batch")
+            .into();
+        assert_eq!(error.report().to_string(), "writing the batch: disk full");
+        assert_eq!(
+            error.repeat().report().to_string(),
+            "writing the batch: disk full"
+        );
+    }
+}

@@ -20,42 +20,13 @@
 //! Storage access follows the design card: the gateway talks to Postgres through
 //! `deadpool-postgres` (its hot reads and short transactions), the worker through `sqlx`.
 
-/// Declares a newtype over a database id, with the conversions every id needs.
-macro_rules! id_newtype {
-    ($(#[$meta:meta])* $name:ident($inner:ty)) => {
-        $(#[$meta])*
-        #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
-            serde::Serialize, serde::Deserialize,
-        )]
-        #[serde(transparent)]
-        pub struct $name($inner);
-
-        impl $name {
-            /// Wraps a raw id.
-            pub const fn new(id: $inner) -> Self {
-                Self(id)
-            }
-            /// The raw id, for SQL parameters and Redis keys.
-            pub const fn get(self) -> $inner {
-                self.0
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-    };
-}
-
 mod batching;
 pub mod concerts;
 pub mod config;
 pub mod error;
 pub mod holds;
 pub mod identity;
+pub mod ids;
 pub mod notifications;
 pub mod payments;
 pub mod points;
@@ -65,7 +36,7 @@ pub mod telemetry;
 pub mod tokens;
 
 pub use config::Config;
-pub use error::{Error, Result};
+pub use error::{Dependency, Error, Result};
 
 /// Milliseconds since the Unix epoch, the clock every Redis score and token uses.
 pub fn now_ms() -> i64 {

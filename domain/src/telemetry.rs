@@ -90,7 +90,7 @@ pub struct ConcertLabel {
 
 impl ConcertLabels {
     /// The label for `concert`, taking a slot if one is free.
-    pub fn label(&self, concert: crate::concerts::ConcertId) -> ConcertLabel {
+    pub fn label(&self, concert: crate::ids::ConcertId) -> ConcertLabel {
         use std::sync::atomic::Ordering::{AcqRel, Acquire};
         let free = self
             .0
@@ -133,7 +133,7 @@ impl Drop for ConcertLabel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::concerts::ConcertId;
+    use crate::ids::ConcertId;
 
     #[test]
     fn concerts_past_the_cap_share_one_label_until_a_slot_is_freed() {

@@ -14,8 +14,11 @@ use std::{io::Write, time::Duration};
 
 use anyhow::{bail, Context};
 use boxoffice_domain::{
-    concerts::ConcertId, identity::AccessTokens, identity::UserId, queue::QueueTokens,
-    tokens::Signer, Config,
+    identity::AccessTokens,
+    ids::{ConcertId, UserId},
+    queue::QueueTokens,
+    tokens::Signer,
+    Config,
 };
 
 fn main() -> anyhow::Result<()> {

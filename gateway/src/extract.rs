@@ -6,8 +6,7 @@ use axum::{
     http::request::Parts,
 };
 use boxoffice_domain::{
-    concerts::ConcertId,
-    identity::UserId,
+    ids::{ConcertId, UserId},
     points::IdempotencyKey,
     queue::{QueuePass, QueueStatus},
     Error,

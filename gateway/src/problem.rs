@@ -63,7 +63,7 @@ fn status_of(error: &Error) -> (StatusCode, &'static str) {
         Error::IdempotencyKeyReused => (S::UNPROCESSABLE_ENTITY, "Idempotency key reused"),
         Error::RateLimited => (S::TOO_MANY_REQUESTS, "Too many requests"),
         Error::Internal(_) => (S::INTERNAL_SERVER_ERROR, "Internal error"),
-        Error::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "Service unavailable"),
+        Error::Unavailable { .. } => (S::SERVICE_UNAVAILABLE, "Service unavailable"),
     }
 }
 
@@ -73,11 +73,11 @@ pub fn render(error: &Error) -> Response {
     let detail = match error.origin() {
         Origin::Client => error.to_string(),
         Origin::Dependency => {
-            tracing::warn!(code = error.code(), error = %error, "dependency unavailable");
+            tracing::warn!(code = error.code(), error = %error.report(), "dependency unavailable");
             "a dependency is briefly unavailable; retry shortly".to_owned()
         }
         Origin::Internal => {
-            tracing::error!(code = error.code(), error = ?error, "internal error");
+            tracing::error!(code = error.code(), error = %error.report(), "internal error");
             "internal error".to_owned()
         }
     };
@@ -100,7 +100,7 @@ pub fn render(error: &Error) -> Response {
         HeaderValue::from_static("application/problem+json"),
     );
     match error {
-        Error::Unavailable(_) | Error::RateLimited => {
+        Error::Unavailable { .. } | Error::RateLimited => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         Error::Unauthorized => {

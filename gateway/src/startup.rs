@@ -6,7 +6,7 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 use anyhow::Context;
 use axum::Router;
 use boxoffice_domain::{
-    identity::AccessTokens, queue::QueueTokens, redis, telemetry, tokens::Signer, Config,
+    identity::AccessTokens, queue::QueueTokens, redis::Hot, telemetry, tokens::Signer, Config,
 };
 use deadpool_postgres::{ManagerConfig, RecyclingMethod, Runtime};
 use hyper_util::{rt::TokioIo, server::graceful::GracefulShutdown, service::TowerToHyperService};
@@ -27,12 +27,12 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let metrics = telemetry::init_metrics(Some(crate::telemetry::IDLE_METRICS))?;
         let pg = pg_pool(&config)?;
-        let redis = redis::connect(&config.redis_url, config.redis_pool_size)
-            .await
-            .context("connecting to Redis")?;
-        let scripts = redis::Scripts::load(&redis)
-            .await
-            .context("loading Lua scripts")?;
+        let hot = Hot::connect(
+            &config.redis_url,
+            config.redis_pool_size,
+            &config.redis_namespace,
+        )
+        .await?;
         let signer = Signer::new(config.jwt_secret_bytes());
         let access = AccessTokens::new(signer.clone(), config.access_token_ttl);
         let queue_tokens = QueueTokens::new(signer);
@@ -42,7 +42,7 @@ impl Application {
         let admin_listener = TcpListener::bind(config.admin_addr)
             .await
             .with_context(|| format!("binding {}", config.admin_addr))?;
-        let state = AppState::new(config, pg, redis, scripts, access, queue_tokens);
+        let state = AppState::new(config, pg, hot, access, queue_tokens);
         spawn_limiter_upkeep(&state);
         spawn_batches(&state);
         let public = router::public(state.clone());
@@ -129,7 +129,10 @@ fn pg_pool(config: &Config) -> anyhow::Result<deadpool_postgres::Pool> {
 fn spawn_batches(state: &AppState) {
     for _ in 0..boxoffice_domain::holds::batch::LOOPS {
         let state = state.clone();
-        tokio::spawn(async move { state.holds.run(state.store()).await });
+        tokio::spawn(async move {
+            let terms = state.store().terms();
+            state.holds.run(&state.hot, terms).await
+        });
     }
     for _ in 0..boxoffice_domain::payments::batch::LOOPS {
         let state = state.clone();
@@ -165,14 +168,14 @@ async fn queue_upkeep(state: AppState, mut stop: tokio::sync::watch::Receiver<bo
             _ = refresh.tick() => state.caches.queue.refresh_all().await,
             _ = flush.tick() => {
                 if let Err(e) = state.room.flush_heartbeats().await {
-                    tracing::warn!(error = %e, "heartbeat flush failed");
+                    tracing::warn!(error = %e.report(), "heartbeat flush failed");
                 }
             }
             _ = stop.changed() => break,
         }
     }
     if let Err(e) = state.room.flush_heartbeats().await {
-        tracing::warn!(error = %e, "final heartbeat flush failed");
+        tracing::warn!(error = %e.report(), "final heartbeat flush failed");
     }
 }
 

@@ -8,8 +8,7 @@ use std::sync::{
 use boxoffice_domain::{
     identity::AccessTokens,
     queue::{QueueTokens, Room},
-    redis::Keys,
-    redis::Scripts,
+    redis::Hot,
     Config,
 };
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -24,9 +23,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub pg: deadpool_postgres::Pool,
-    pub redis: fred::prelude::Pool,
-    pub keys: Keys,
-    pub scripts: Scripts,
+    /// Redis: the pool, the scripts and the keyspace.
+    pub hot: Hot,
     pub access: AccessTokens,
     pub queue_tokens: QueueTokens,
     /// The waiting room (join, poll, leave, heartbeats).
@@ -56,25 +54,16 @@ impl AppState {
     pub fn new(
         config: Config,
         pg: deadpool_postgres::Pool,
-        redis: fred::prelude::Pool,
-        scripts: Scripts,
+        hot: Hot,
         access: AccessTokens,
         queue_tokens: QueueTokens,
     ) -> Self {
         let quota = Quota::per_second(config.user_rate_per_sec).allow_burst(config.user_rate_burst);
-        let keys = Keys::new(&config.redis_namespace);
-        let room = Room::new(
-            redis.clone(),
-            scripts.clone(),
-            keys.clone(),
-            queue_tokens.clone(),
-        );
+        let room = Room::new(hot.clone(), queue_tokens.clone());
         let caches = Caches::new(&config, room.clone());
         Self(Arc::new(Inner {
             pg,
-            redis,
-            keys,
-            scripts,
+            hot,
             access,
             queue_tokens,
             room,
@@ -97,9 +86,7 @@ impl AppState {
     pub fn store(&self) -> boxoffice_domain::holds::Store<'_> {
         boxoffice_domain::holds::Store {
             pg: &self.pg,
-            redis: &self.redis,
-            scripts: &self.scripts,
-            keys: &self.keys,
+            hot: &self.hot,
             config: &self.config,
             replica: &self.replica,
             batches: &self.holds,

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::{extract::MatchedPath, extract::Request, middleware::Next, response::Response};
 use boxoffice_domain::{
-    concerts::ConcertId,
+    ids::ConcertId,
     telemetry::{ConcertLabel, ConcertLabels},
     Error,
 };

@@ -17,11 +17,7 @@
 use std::{fmt::Write as _, path::PathBuf, time::Instant};
 
 use anyhow::{bail, Context};
-use boxoffice_domain::{
-    identity::{AccessTokens, UserId},
-    tokens::Signer,
-    Config,
-};
+use boxoffice_domain::{identity::AccessTokens, ids::UserId, tokens::Signer, Config};
 use futures::StreamExt;
 
 struct Args {

@@ -16,13 +16,14 @@ use std::{
 };
 
 use boxoffice_domain::{
-    concerts::ConcertId,
+    ids::ConcertId,
     now_ms,
     queue::{
         pg::{self as queue_pg, AdmissionPlan},
         redis::{self as queue_redis, Tick, TickParams, TickReport},
         room::REGISTRATION_REFRESH,
     },
+    redis::{keys::Registry, registry},
     telemetry::{ConcertLabel, ConcertLabels},
 };
 use futures::StreamExt;
@@ -72,7 +73,7 @@ pub async fn run(deps: Deps, cancel: CancellationToken) {
             _ = every.tick() => {}
         }
         if let Err(e) = admitter.tick().await {
-            tracing::warn!(error = %e, "admission tick failed");
+            tracing::warn!(error = %format_args!("{e:#}"), "admission tick failed");
             metrics::counter!("boxoffice_queue_ticks_total", "outcome" => "error").increment(1);
         }
     }
@@ -120,10 +121,8 @@ impl Admitter {
     }
 
     async fn tick(&mut self) -> anyhow::Result<()> {
-        let Deps {
-            redis, keys, pg, ..
-        } = &self.deps;
-        let concerts = queue_redis::registry(redis, keys).await?;
+        let Deps { hot, pg, .. } = &self.deps;
+        let concerts = registry::list(hot, Registry::Rooms).await?;
         let stale = self
             .plans_loaded
             .is_none_or(|at| at.elapsed() >= self.deps.config.queue_policy_refresh);
@@ -144,7 +143,7 @@ impl Admitter {
                         .extend(plans.into_iter().map(|plan| (plan.concert, plan)));
                 }
                 // Postgres down: keep ticking by the plans we have.
-                Err(e) => tracing::warn!(error = %e, "reading queue policies failed"),
+                Err(e) => tracing::warn!(error = %e.report(), "reading queue policies failed"),
             }
         }
         // A fresh seed per tick; only the opening tick of a shuffling concert uses it.
@@ -161,8 +160,7 @@ impl Admitter {
         let results: Vec<_> = futures::stream::iter(plans)
             .map(|plan| async move {
                 let started = Instant::now();
-                let tick =
-                    queue_redis::admit(&deps.redis, &deps.scripts, &deps.keys, &plan, params).await;
+                let tick = queue_redis::admit(&deps.hot, &plan, params).await;
                 metrics::histogram!("boxoffice_queue_tick_duration_seconds")
                     .record(started.elapsed().as_secs_f64());
                 (plan, tick)
@@ -184,21 +182,16 @@ impl Admitter {
                         continue;
                     }
                     self.idle_until.insert(plan.concert, now + self.idle_every);
-                    let Deps {
-                        redis,
-                        scripts,
-                        keys,
-                        ..
-                    } = &self.deps;
+                    let hot = &self.deps.hot;
                     let gone = if now_ms() >= plan.window.closes_ms {
                         // The sale is over and the room is empty: stop ticking it.
-                        queue_redis::deregister(redis, keys, plan.concert).await?;
+                        registry::remove(hot, Registry::Rooms, plan.concert).await?;
                         true
                     } else {
                         // Empty and nobody joined lately: off the list until a join
                         // registers it again.
                         let cutoff = now_ms() - RETIRE_AFTER.as_millis() as i64;
-                        queue_redis::retire(redis, scripts, keys, plan.concert, cutoff).await?
+                        registry::retire(hot, Registry::Rooms, plan.concert, cutoff).await?
                     };
                     if gone {
                         tracing::debug!(concert = %plan.concert, "empty room off the work list");
@@ -214,7 +207,7 @@ impl Admitter {
                 Err(e) => {
                     metrics::counter!("boxoffice_queue_ticks_total", "outcome" => "error")
                         .increment(1);
-                    tracing::warn!(concert = %plan.concert, error = %e, "admission tick failed");
+                    tracing::warn!(concert = %plan.concert, error = %e.report(), "admission tick failed");
                 }
             }
         }

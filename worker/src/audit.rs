@@ -29,8 +29,7 @@ use std::{
 
 use anyhow::Context;
 use boxoffice_domain::{
-    concerts::{ConcertId, ScheduleId, SectionId},
-    holds::HoldId,
+    ids::{ConcertId, HoldId, ScheduleId, SectionId},
     redis::Keys,
     Config,
 };
@@ -546,7 +545,7 @@ async fn from_redis(
             .await?;
         ids.extend(paying);
         for id in ids {
-            let Ok(hold) = HoldId::parse(&id) else {
+            let Some(hold) = HoldId::parse(&id) else {
                 anyhow::bail!("hold set of concert {concert} has a malformed id {id:?}");
             };
             let fields: Vec<Option<String>> = redis

@@ -4,7 +4,11 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use boxoffice_domain::{concerts::ConcertId, holds};
+use boxoffice_domain::{
+    holds,
+    ids::ConcertId,
+    redis::{keys::Registry, registry},
+};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -32,7 +36,7 @@ pub async fn run(ctx: Deps, cancel: CancellationToken) {
             _ = every.tick() => {}
         }
         if let Err(e) = sweep(&ctx, &mut last_seen_busy).await {
-            tracing::warn!(error = %e, "hold expiry sweep failed; retrying next tick");
+            tracing::warn!(error = %format_args!("{e:#}"), "hold expiry sweep failed; retrying next tick");
         }
     }
 }
@@ -41,8 +45,8 @@ async fn sweep(
     ctx: &Deps,
     last_seen_busy: &mut HashMap<ConcertId, Instant>,
 ) -> boxoffice_domain::Result<()> {
-    let hot = ctx.hot();
-    let concerts = holds::redis::registered(hot).await?;
+    let hot = &ctx.hot;
+    let concerts = registry::list(hot, Registry::Sales).await?;
     let now = Instant::now();
     for concert in &concerts {
         let sweep = holds::expire_due(hot, *concert, BATCH).await?;
@@ -53,7 +57,7 @@ async fn sweep(
         let since = *last_seen_busy.entry(*concert).or_insert(now);
         if now.duration_since(since) >= RETIRE_AFTER {
             let cutoff = boxoffice_domain::now_ms() - RETIRE_AFTER.as_millis() as i64;
-            if holds::redis::retire_if_idle(hot, *concert, cutoff).await? {
+            if holds::retire_if_idle(hot, *concert, cutoff).await? {
                 last_seen_busy.remove(concert);
                 tracing::info!(concert = %concert, "concert idle; off the work list");
             } else {

@@ -53,7 +53,7 @@ pub async fn run(ctx: Deps, cancel: CancellationToken) {
                 Ok(n) if n as i64 == BATCH && !cancel.is_cancelled() => continue,
                 Ok(_) => break,
                 Err(e) => {
-                    tracing::warn!(error = %e, "notifier round failed; retrying next tick");
+                    tracing::warn!(error = %e.report(), "notifier round failed; retrying next tick");
                     break;
                 }
             }

@@ -4,7 +4,10 @@
 //! when it has not. A claim whose payment is still in flight is left alone: the saga holds
 //! the hold's advisory lock until it commits or rolls back.
 
-use boxoffice_domain::{holds, payments};
+use boxoffice_domain::{
+    payments,
+    redis::{keys::Registry, registry},
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::startup::Deps;
@@ -29,14 +32,14 @@ pub async fn run(ctx: Deps, cancel: CancellationToken) {
             _ = every.tick() => {}
         }
         if let Err(e) = round(&ctx).await {
-            tracing::warn!(error = %e, "reconciler round failed; retrying next tick");
+            tracing::warn!(error = %format_args!("{e:#}"), "reconciler round failed; retrying next tick");
         }
     }
 }
 
 async fn round(ctx: &Deps) -> boxoffice_domain::Result<()> {
-    let hot = ctx.hot();
-    for concert in holds::redis::registered(hot).await? {
+    let hot = &ctx.hot;
+    for concert in registry::list(hot, Registry::Sales).await? {
         let settled =
             payments::reconcile(&ctx.pg, hot, concert, ctx.config.reconcile_after, BATCH).await?;
         for (hold, settlement) in settled {

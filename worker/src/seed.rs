@@ -31,7 +31,7 @@ use std::{
 };
 
 use anyhow::{bail, Context};
-use boxoffice_domain::{identity::AccessTokens, identity::UserId, tokens::Signer, Config};
+use boxoffice_domain::{identity::AccessTokens, ids::UserId, tokens::Signer, Config};
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use sqlx::{PgConnection, Postgres, Transaction};
 

@@ -5,7 +5,7 @@ use std::{future::Future, time::Duration};
 
 use anyhow::Context;
 use axum::{routing::get, Router};
-use boxoffice_domain::{redis, telemetry, Config};
+use boxoffice_domain::{redis::Hot, telemetry, Config};
 use secrecy::ExposeSecret;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use tokio::net::TcpListener;
@@ -16,20 +16,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Deps {
     pub config: Config,
     pub pg: PgPool,
-    pub redis: fred::prelude::Pool,
-    pub keys: redis::Keys,
-    pub scripts: redis::Scripts,
-}
-
-impl Deps {
-    /// The Redis half, as the domain's hold operations take it.
-    pub fn hot(&self) -> boxoffice_domain::holds::redis::Hot<'_> {
-        boxoffice_domain::holds::redis::Hot {
-            redis: &self.redis,
-            scripts: &self.scripts,
-            keys: &self.keys,
-        }
-    }
+    /// Redis: the pool, the scripts and the keyspace.
+    pub hot: Hot,
 }
 
 /// A built worker, not yet running.
@@ -69,24 +57,17 @@ impl Worker {
             .run(&pg)
             .await
             .context("applying migrations")?;
-        let redis = redis::connect(&config.redis_url, config.redis_pool_size)
-            .await
-            .context("connecting to Redis")?;
-        let scripts = redis::Scripts::load(&redis)
-            .await
-            .context("loading Lua scripts")?;
+        let hot = Hot::connect(
+            &config.redis_url,
+            config.redis_pool_size,
+            &config.redis_namespace,
+        )
+        .await?;
         let admin = TcpListener::bind(config.admin_addr)
             .await
             .with_context(|| format!("binding {}", config.admin_addr))?;
-        let keys = redis::Keys::new(&config.redis_namespace);
         Ok(Self {
-            ctx: Deps {
-                config,
-                pg,
-                redis,
-                keys,
-                scripts,
-            },
+            ctx: Deps { config, pg, hot },
             admin,
             metrics,
         })
@@ -128,6 +109,7 @@ impl Worker {
             task.await.context("a worker loop panicked")?;
         }
         self.ctx.pg.close().await;
+        self.ctx.hot.close().await;
         tracing::info!("worker stopped");
         Ok(())
     }

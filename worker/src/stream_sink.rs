@@ -14,11 +14,12 @@ use std::{
 };
 
 use boxoffice_domain::{
-    concerts::ConcertId,
     holds::{
         self,
-        redis::{Entry, ReadFrom},
+        events::{self, Entry, ReadFrom},
     },
+    ids::ConcertId,
+    redis::{keys::Registry, registry},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -49,22 +50,22 @@ pub async fn run(ctx: Deps, cancel: CancellationToken) {
             _ = every.tick() => {}
         }
         if let Err(e) = sink.round(&ctx, &cancel).await {
-            tracing::warn!(error = %e, "stream sink round failed; retrying next tick");
+            tracing::warn!(error = %format_args!("{e:#}"), "stream sink round failed; retrying next tick");
         }
     }
 }
 
 impl Sink {
     async fn round(&mut self, ctx: &Deps, cancel: &CancellationToken) -> anyhow::Result<()> {
-        let hot = ctx.hot();
-        let concerts = holds::redis::registered(hot).await?;
+        let hot = &ctx.hot;
+        let concerts = registry::list(hot, Registry::Sales).await?;
         let housekeeping = self
             .last_housekeeping
             .is_none_or(|at| at.elapsed() >= HOUSEKEEPING_EVERY);
         let mut lag = 0;
         for concert in concerts {
             if !self.grouped.contains(&concert) {
-                holds::redis::ensure_group(hot, concert).await?;
+                events::ensure_group(hot, concert).await?;
                 self.grouped.insert(concert);
             }
             if self.retry.remove(&concert) {
@@ -84,7 +85,7 @@ impl Sink {
             }
             self.drain(ctx, concert, ReadFrom::New, cancel).await?;
             if housekeeping {
-                lag += holds::redis::lag(hot, concert).await?;
+                lag += events::lag(hot, concert).await?;
             }
         }
         if housekeeping {
@@ -102,21 +103,19 @@ impl Sink {
         from: ReadFrom,
         cancel: &CancellationToken,
     ) -> anyhow::Result<u64> {
-        let hot = ctx.hot();
+        let hot = &ctx.hot;
         let batch = ctx.config.stream_batch as u64;
         let mut total = 0;
         loop {
-            let entries =
-                match holds::redis::read_events(hot, concert, &ctx.config.worker_id, from, batch)
-                    .await
-                {
-                    Ok(entries) => entries,
-                    Err(e) => {
-                        // The group vanishes with Redis's data: create it again next round.
-                        self.grouped.remove(&concert);
-                        return Err(e.into());
-                    }
-                };
+            let entries = match events::read(hot, concert, &ctx.config.worker_id, from, batch).await
+            {
+                Ok(entries) => entries,
+                Err(e) => {
+                    // The group vanishes with Redis's data: create it again next round.
+                    self.grouped.remove(&concert);
+                    return Err(e.into());
+                }
+            };
             if entries.is_empty() {
                 return Ok(total);
             }
@@ -153,7 +152,7 @@ impl Sink {
                 .increment(1);
         }
         holds::pg::write_events(&ctx.pg, &events).await?;
-        holds::redis::ack(ctx.hot(), concert, &ids).await?;
+        events::ack(&ctx.hot, concert, &ids).await?;
         metrics::histogram!("boxoffice_stream_batch_seconds")
             .record(started.elapsed().as_secs_f64());
         Ok(())

@@ -11,24 +11,10 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::{Error, Result};
-
-id_newtype!(
-    /// A concert's id.
-    ConcertId(i64)
-);
-id_newtype!(
-    /// A schedule's (one date of a concert) id.
-    ScheduleId(i64)
-);
-id_newtype!(
-    /// A section's id.
-    SectionId(i64)
-);
-id_newtype!(
-    /// A seat's id.
-    SeatId(i64)
-);
+use crate::{
+    ids::{ConcertId, ScheduleId, SeatId, SectionId},
+    Error, Result,
+};
 
 /// Where a concert's sale stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -5,11 +5,13 @@ use deadpool_postgres::Pool;
 use tokio_postgres::Row;
 
 use super::{
-    encode_cursor, AvailableDate, AvailableDates, Concert, ConcertDetail, ConcertId, ConcertPage,
-    ConcertStatus, PageRequest, Schedule, ScheduleId, ScheduleRef, ScheduleSeats, Seat, SeatId,
-    Section, SectionId, SectionKind,
+    encode_cursor, AvailableDate, AvailableDates, Concert, ConcertDetail, ConcertPage,
+    ConcertStatus, PageRequest, Schedule, ScheduleRef, ScheduleSeats, Seat, Section, SectionKind,
 };
-use crate::{Error, Result};
+use crate::{
+    ids::{ConcertId, ScheduleId, SeatId, SectionId},
+    Error, Result,
+};
 
 fn concert_from_row(row: &Row, now: DateTime<Utc>) -> Concert {
     let opens: DateTime<Utc> = row.get("sale_opens_at");

@@ -23,15 +23,12 @@ use std::collections::BTreeMap;
 use futures::future::join_all;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::{
-    redis::{self, Placed, PlacesWanted, SeatsWanted},
-    HoldId, Store,
-};
+use super::redis::{self, Placed, PlacesWanted, SeatsWanted, Terms};
 use crate::{
     batching,
-    concerts::{ConcertId, ScheduleId, SeatId, SectionId},
-    identity::UserId,
-    Error,
+    ids::{ConcertId, HoldId, ScheduleId, SeatId, SectionId, UserId},
+    redis::Hot,
+    Dependency, Error,
 };
 
 /// The most holds one batch takes.
@@ -91,13 +88,16 @@ impl Batcher {
             Ok(()) => answer
                 .await
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("hold batch dropped").into())),
-            Err(_) => Err(Error::Unavailable("holds")),
+            Err(_) => Err(Error::unavailable(
+                Dependency::Redis,
+                "the hold batcher has stopped",
+            )),
         }
     }
 
     /// Drains the queue, one batch at a time, until the queue closes. A replica runs
     /// [`LOOPS`] of these.
-    pub async fn run(&self, store: Store<'_>) {
+    pub async fn run(&self, hot: &Hot, terms: Terms) {
         loop {
             // The lock is held while gathering only, so another loop gathers the next batch
             // while this one is in Redis.
@@ -105,7 +105,12 @@ impl Batcher {
                 return;
             };
             let size = batch.len();
-            batching::run("boxoffice_hold_batch_size", size, hold_batch(store, batch)).await;
+            batching::run(
+                "boxoffice_hold_batch_size",
+                size,
+                hold_batch(hot, terms, batch),
+            )
+            .await;
         }
     }
 }
@@ -123,7 +128,7 @@ async fn gather(jobs: &mut mpsc::Receiver<Job>) -> Option<Vec<Job>> {
 
 /// Sends each group of a batch (one schedule, and one general-admission section or seats) as
 /// one call, the groups at once, and answers every job.
-async fn hold_batch(store: Store<'_>, batch: Vec<Job>) {
+async fn hold_batch(hot: &Hot, terms: Terms, batch: Vec<Job>) {
     let mut groups: BTreeMap<(ScheduleId, Option<SectionId>), Vec<Job>> = BTreeMap::new();
     for job in batch {
         let section = match job.order.wanted {
@@ -138,13 +143,13 @@ async fn hold_batch(store: Store<'_>, batch: Vec<Job>) {
     join_all(
         groups
             .into_iter()
-            .map(|((_, section), jobs)| hold_group(store, section, jobs)),
+            .map(|((_, section), jobs)| hold_group(hot, terms, section, jobs)),
     )
     .await;
 }
 
 /// One call for `jobs`: general-admission holds of `section`, or (`None`) sets of seats.
-async fn hold_group(store: Store<'_>, section: Option<SectionId>, jobs: Vec<Job>) {
+async fn hold_group(hot: &Hot, terms: Terms, section: Option<SectionId>, jobs: Vec<Job>) {
     let (concert, schedule) = (jobs[0].order.concert, jobs[0].order.schedule);
     let orders = jobs.iter().map(|j| &j.order);
     let results = match section {
@@ -160,7 +165,7 @@ async fn hold_group(store: Store<'_>, section: Option<SectionId>, jobs: Vec<Job>
                     Wanted::Places { .. } => None,
                 })
                 .collect();
-            redis::hold_seats(store, concert, schedule, &wanted).await
+            redis::hold_seats(hot, terms, concert, schedule, &wanted).await
         }
         Some(section) => {
             let wanted: Vec<PlacesWanted> = orders
@@ -174,7 +179,7 @@ async fn hold_group(store: Store<'_>, section: Option<SectionId>, jobs: Vec<Job>
                     Wanted::Seats(_) => None,
                 })
                 .collect();
-            redis::hold_general(store, concert, schedule, section, &wanted).await
+            redis::hold_general(hot, terms, concert, schedule, section, &wanted).await
         }
     };
     match results {
@@ -185,7 +190,7 @@ async fn hold_group(store: Store<'_>, section: Option<SectionId>, jobs: Vec<Job>
             }
         }
         Err(e) => {
-            tracing::warn!(error = %e, holds = jobs.len(), "a hold batch failed");
+            tracing::warn!(error = %e.report(), holds = jobs.len(), "a hold batch failed");
             for job in jobs {
                 let _ = job.reply.send(Err(e.repeat()));
             }

@@ -8,12 +8,12 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 
 use super::{
-    redis::{Snapshot, SnapshotHold},
-    HoldEvent, HoldEventKind, HoldId,
+    events::{HoldEvent, HoldEventKind},
+    snapshot::{Snapshot, SnapshotHold},
 };
 use crate::{
-    concerts::{Schedule, ScheduleId},
-    identity::UserId,
+    concerts::Schedule,
+    ids::{HoldId, ScheduleId, SectionId, UserId},
     Error, Result,
 };
 
@@ -108,10 +108,7 @@ pub async fn snapshot(pool: &Pool, schedule: &Schedule) -> Result<Snapshot> {
                 (unsold - held_ga.get(&section).copied().unwrap_or(0)).to_string()
             })
             .collect(),
-        ga_sections: ga
-            .iter()
-            .map(|r| crate::concerts::SectionId::new(r.get(0)))
-            .collect(),
+        ga_sections: ga.iter().map(|r| SectionId::new(r.get(0))).collect(),
         holds,
         tickets: tickets
             .into_iter()

@@ -6,36 +6,15 @@
 
 pub mod pg;
 
-use std::{fmt, time::Duration};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    ids::UserId,
     tokens::{now_secs, Signer, Verified},
     Error, Result,
 };
-
-/// A user's id (Postgres `users.id`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct UserId(i64);
-
-impl UserId {
-    /// Wraps a database id.
-    pub fn new(id: i64) -> Self {
-        Self(id)
-    }
-    /// The raw id, for SQL parameters and Redis members.
-    pub fn get(self) -> i64 {
-        self.0
-    }
-}
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// A display name, 1 to 100 characters after trimming.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +101,7 @@ impl AccessTokens {
         let user = claims
             .sub
             .parse()
-            .map(UserId)
+            .map(UserId::new)
             .map_err(|_| Error::Unauthorized)?;
         self.verified.insert(token, user, claims.exp);
         Ok(user)

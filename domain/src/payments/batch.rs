@@ -36,13 +36,17 @@ use std::{collections::HashSet, time::Instant};
 use futures::future::join_all;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::{claim, observe, pg, redis, saga, short_of_points, Paid};
+use super::{
+    payment::Paid,
+    pg,
+    saga::{finish, observe, put_back, saga, short_of_points},
+};
 use crate::{
     batching,
-    holds::{redis::HoldRecord, HoldId, Store},
-    identity::UserId,
+    holds::{claim, Claim, HoldRecord, Store},
+    ids::{HoldId, UserId},
     points::IdempotencyKey,
-    queue, Error, Result,
+    Dependency, Error, Result,
 };
 
 /// The most payments one transaction records.
@@ -104,7 +108,10 @@ impl Batcher {
             Ok(()) => answer
                 .await
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("payment batch dropped").into())),
-            Err(_) => Err(Error::Unavailable("payments")),
+            Err(_) => Err(Error::unavailable(
+                Dependency::Postgres,
+                "the payment batcher has stopped",
+            )),
         };
         observe(started, &result);
         result
@@ -173,7 +180,7 @@ enum Step {
     /// before the commit, so that a retry with it tries again).
     Refused(Error),
     /// Claimed in Redis, to be recorded.
-    Claimed(redis::Claim),
+    Claimed(Claim),
 }
 
 /// Pays a batch and answers every job of it.
@@ -226,7 +233,7 @@ async fn batch_saga(
     // 1. Claim the holds of the keys opened here, in Redis.
     let steps: Vec<Step> = join_all(jobs.iter().zip(opened).map(|(j, opened)| async move {
         match opened {
-            Ok(pg::Opened::New) => match claim(store, j.user, j.hold).await {
+            Ok(pg::Opened::New) => match claim::claim(store, j.user, j.hold).await {
                 Ok(claim) => Step::Claimed(claim),
                 Err(e) => Step::Refused(e),
             },
@@ -273,7 +280,7 @@ async fn batch_saga(
     let recorded = match recorded.await {
         Ok(recorded) => recorded,
         Err(e) => {
-            tracing::info!(error = %e, payments = to_record.len(), "payment batch refused; paying each alone");
+            tracing::info!(error = %e.report(), payments = to_record.len(), "payment batch refused; paying each alone");
             put_back(store, to_record.iter().map(|r| r.hold)).await;
             return Err(Fallback);
         }
@@ -361,33 +368,9 @@ async fn batch_saga(
 }
 
 /// The claimed jobs, with their claims.
-fn claimed<'a>(
-    jobs: &'a [Job],
-    steps: &'a [Step],
-) -> impl Iterator<Item = (&'a Job, &'a redis::Claim)> {
+fn claimed<'a>(jobs: &'a [Job], steps: &'a [Step]) -> impl Iterator<Item = (&'a Job, &'a Claim)> {
     jobs.iter().zip(steps).filter_map(|(j, s)| match s {
         Step::Claimed(claim) => Some((j, claim)),
         _ => None,
     })
-}
-
-/// Step 3 of the saga for one committed payment.
-async fn finish(store: Store<'_>, user: UserId, hold: HoldId, record: &HoldRecord) {
-    if let Err(e) = redis::finalise(store.hot(), hold, record).await {
-        tracing::warn!(hold = %hold, error = %e, "finalise after commit failed; the reconciler will finish it");
-    }
-    if let Err(e) = queue::end_session(store.redis, store.keys, hold.concert(), user).await {
-        tracing::warn!(user = %user, error = %e, "could not end the ACTIVE session after payment");
-    }
-}
-
-/// Puts claimed holds back to HELD (while this transaction still holds their locks). A hold
-/// that cannot be put back stays PAYING, and the reconciler restores it.
-async fn put_back(store: Store<'_>, holds: impl Iterator<Item = HoldId>) {
-    join_all(holds.map(|hold| async move {
-        if let Err(e) = redis::unclaim(store.hot(), hold).await {
-            tracing::warn!(hold = %hold, error = %e, "could not put a hold back after a failed payment");
-        }
-    }))
-    .await;
 }

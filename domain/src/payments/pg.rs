@@ -7,13 +7,12 @@ use deadpool_postgres::{Pool, Transaction};
 use tokio_postgres::{error::SqlState, types::ToSql};
 use uuid::Uuid;
 
-use super::{redis::Claim, Payment, PaymentId, Reservation, ReservationId, Reservations};
+use super::payment::{Payment, Reservation, Reservations};
 use crate::{
-    concerts::{ScheduleId, SeatId},
-    holds::{HeldSeat, HoldId},
-    identity::UserId,
+    holds::{Claim, HeldSeat},
+    ids::{HoldId, PaymentId, ReservationId, ScheduleId, SeatId, UserId},
     points::{request_fingerprint, IdempotencyKey},
-    Error, Result,
+    Dependency, Error, Result,
 };
 
 /// The idempotency-key operation name of payments.
@@ -288,8 +287,8 @@ pub async fn record(
             (
                 HoldId::new(row.get(0)),
                 Payment {
-                    reservation_id: ReservationId(row.get(1)),
-                    payment_id: PaymentId(row.get(2)),
+                    reservation_id: ReservationId::new(row.get(1)),
+                    payment_id: PaymentId::new(row.get(2)),
                     amount: row.get(3),
                     balance: row.get(4),
                 },
@@ -360,7 +359,7 @@ fn constraint_error(e: tokio_postgres::Error) -> Error {
             if *code == SqlState::T_R_DEADLOCK_DETECTED
                 || *code == SqlState::T_R_SERIALIZATION_FAILURE =>
         {
-            Error::Unavailable("postgres")
+            Error::unavailable(Dependency::Postgres, e)
         }
         _ => e.into(),
     }
@@ -391,7 +390,7 @@ pub async fn reservations(pool: &Pool, user: UserId) -> Result<Reservations> {
                 let ids: Vec<i64> = r.get(5);
                 let numbers: Vec<String> = r.get(6);
                 Reservation {
-                    reservation_id: ReservationId(r.get(0)),
+                    reservation_id: ReservationId::new(r.get(0)),
                     schedule_id: ScheduleId::new(r.get(1)),
                     quantity: r.get(2),
                     amount: r.get(3),

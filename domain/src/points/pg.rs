@@ -3,7 +3,7 @@
 use deadpool_postgres::Pool;
 
 use super::{request_fingerprint, Balance, IdempotencyKey, Points};
-use crate::{identity::UserId, Error, Result};
+use crate::{ids::UserId, Error, Result};
 
 const CHARGE: &str = "points.charge";
 

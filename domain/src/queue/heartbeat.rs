@@ -17,7 +17,11 @@ use fred::{
     types::{sorted_sets::Ordering, SetOptions},
 };
 
-use crate::{concerts::ConcertId, identity::UserId, redis::Keys, Result};
+use crate::{
+    ids::{ConcertId, UserId},
+    redis::Hot,
+    Result,
+};
 
 /// Shards of the buffer: polls from different users rarely contend for one lock. Eight is a
 /// few times the core count of the machines we run on (2 to 4).
@@ -66,12 +70,12 @@ impl Heartbeats {
     /// `GT` because another replica may already have written a later time. Returns how many
     /// heartbeats were written. On failure the batch is dropped: the next polls refill it
     /// long before any grace period runs out.
-    pub async fn flush(&self, redis: &Pool, keys: &Keys) -> Result<usize> {
+    pub async fn flush(&self, hot: &Hot) -> Result<usize> {
         let batch = self.drain();
         if batch.is_empty() {
             return Ok(0);
         }
-        let client = redis.next();
+        let client = hot.pool.next();
         let pipeline = client.pipeline();
         let mut written = 0;
         for (concert, beats) in batch {
@@ -82,7 +86,7 @@ impl Heartbeats {
                 .collect();
             let _: () = pipeline
                 .zadd(
-                    keys.queue_heartbeats(concert),
+                    hot.keys.queue_heartbeats(concert),
                     Some(SetOptions::XX),
                     Some(Ordering::GreaterThan),
                     false,

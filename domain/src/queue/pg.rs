@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use sqlx::Row;
 
-use super::{QueuePolicy, SaleWindow};
-use crate::{concerts::ConcertId, Error, Result};
+use super::line::{QueuePolicy, SaleWindow};
+use crate::{ids::ConcertId, Error, Result};
 
 fn window(opens: DateTime<Utc>, closes: DateTime<Utc>, sold_out: bool) -> SaleWindow {
     SaleWindow {

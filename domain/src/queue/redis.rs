@@ -4,11 +4,13 @@
 use anyhow::anyhow;
 use fred::prelude::*;
 
-use super::{pg::AdmissionPlan, AdmissionView, ENDED_RETENTION};
+use super::{
+    line::{AdmissionView, ENDED_RETENTION},
+    pg::AdmissionPlan,
+};
 use crate::{
-    concerts::ConcertId,
-    identity::UserId,
-    redis::{Keys, Scripts},
+    ids::{ConcertId, UserId},
+    redis::Hot,
     Error, Result,
 };
 
@@ -139,26 +141,23 @@ fn place_reply(script: &str, reply: Vec<Value>) -> Result<PlaceReply> {
 
 /// Runs `queue_join.lua` for `user` in `concert` (whose sale opens at `opens_ms`).
 pub async fn join(
-    redis: &Pool,
-    scripts: &Scripts,
-    keys: &Keys,
+    hot: &Hot,
     concert: ConcertId,
     user: UserId,
     opens_ms: i64,
 ) -> Result<PlaceReply> {
-    let reply: Vec<Value> = scripts
+    let reply: Vec<Value> = hot
         .run(
-            redis,
-            &scripts.queue_join,
+            &hot.scripts.queue_join,
             vec![
-                keys.queue_seq(concert),
-                keys.queue_places(concert),
-                keys.queue_line(concert),
-                keys.queue_heartbeats(concert),
-                keys.queue_active(concert),
-                keys.queue_admitted(concert),
-                keys.queue_ended(concert),
-                keys.queue_state(concert),
+                hot.keys.queue_seq(concert),
+                hot.keys.queue_places(concert),
+                hot.keys.queue_line(concert),
+                hot.keys.queue_heartbeats(concert),
+                hot.keys.queue_active(concert),
+                hot.keys.queue_admitted(concert),
+                hot.keys.queue_ended(concert),
+                hot.keys.queue_state(concert),
             ],
             vec![user.get().to_string(), opens_ms.to_string()],
         )
@@ -167,24 +166,17 @@ pub async fn join(
 }
 
 /// Runs `queue_status.lua`: where `user` stands in `concert` right now.
-pub async fn status(
-    redis: &Pool,
-    scripts: &Scripts,
-    keys: &Keys,
-    concert: ConcertId,
-    user: UserId,
-) -> Result<PlaceReply> {
-    let reply: Vec<Value> = scripts
+pub async fn status(hot: &Hot, concert: ConcertId, user: UserId) -> Result<PlaceReply> {
+    let reply: Vec<Value> = hot
         .run(
-            redis,
-            &scripts.queue_status,
+            &hot.scripts.queue_status,
             vec![
-                keys.queue_places(concert),
-                keys.queue_line(concert),
-                keys.queue_active(concert),
-                keys.queue_admitted(concert),
-                keys.queue_ended(concert),
-                keys.queue_state(concert),
+                hot.keys.queue_places(concert),
+                hot.keys.queue_line(concert),
+                hot.keys.queue_active(concert),
+                hot.keys.queue_admitted(concert),
+                hot.keys.queue_ended(concert),
+                hot.keys.queue_state(concert),
             ],
             vec![user.get().to_string()],
         )
@@ -193,24 +185,17 @@ pub async fn status(
 }
 
 /// Runs `queue_leave.lua`: `user` gives up their place or session in `concert`.
-pub async fn leave(
-    redis: &Pool,
-    scripts: &Scripts,
-    keys: &Keys,
-    concert: ConcertId,
-    user: UserId,
-) -> Result<Left> {
-    let reply: Vec<Value> = scripts
+pub async fn leave(hot: &Hot, concert: ConcertId, user: UserId) -> Result<Left> {
+    let reply: Vec<Value> = hot
         .run(
-            redis,
-            &scripts.queue_leave,
+            &hot.scripts.queue_leave,
             vec![
-                keys.queue_places(concert),
-                keys.queue_line(concert),
-                keys.queue_heartbeats(concert),
-                keys.queue_active(concert),
-                keys.queue_admitted(concert),
-                keys.queue_ended(concert),
+                hot.keys.queue_places(concert),
+                hot.keys.queue_line(concert),
+                hot.keys.queue_heartbeats(concert),
+                hot.keys.queue_active(concert),
+                hot.keys.queue_admitted(concert),
+                hot.keys.queue_ended(concert),
             ],
             vec![user.get().to_string()],
         )
@@ -229,9 +214,7 @@ pub async fn leave(
 /// Runs `queue_watch.lua`: `concert`'s admission state and up to `limit` ended entries from
 /// `from`. `default_session_ms` sizes the first look when the admitter has not ticked yet.
 pub async fn watch(
-    redis: &Pool,
-    scripts: &Scripts,
-    keys: &Keys,
+    hot: &Hot,
     concert: ConcertId,
     from: WatchFrom,
     limit: usize,
@@ -241,11 +224,10 @@ pub async fn watch(
         WatchFrom::Init => "init".to_owned(),
         WatchFrom::Score(score) => score.to_string(),
     };
-    let reply: Vec<Value> = scripts
+    let reply: Vec<Value> = hot
         .run(
-            redis,
-            &scripts.queue_watch,
-            vec![keys.queue_state(concert), keys.queue_ended(concert)],
+            &hot.scripts.queue_watch,
+            vec![hot.keys.queue_state(concert), hot.keys.queue_ended(concert)],
             vec![from, limit.to_string(), default_session_ms.to_string()],
         )
         .await?;
@@ -281,29 +263,22 @@ pub async fn watch(
 }
 
 /// Runs one admission tick of `queue_admit.lua` for `plan`'s concert.
-pub async fn admit(
-    redis: &Pool,
-    scripts: &Scripts,
-    keys: &Keys,
-    plan: &AdmissionPlan,
-    params: &TickParams,
-) -> Result<Tick> {
+pub async fn admit(hot: &Hot, plan: &AdmissionPlan, params: &TickParams) -> Result<Tick> {
     let c = plan.concert;
     let policy = plan.policy;
-    let reply: Vec<Value> = scripts
+    let reply: Vec<Value> = hot
         .run(
-            redis,
-            &scripts.queue_admit,
+            &hot.scripts.queue_admit,
             vec![
-                keys.queue_lease(c),
-                keys.queue_state(c),
-                keys.queue_line(c),
-                keys.queue_places(c),
-                keys.queue_heartbeats(c),
-                keys.queue_active(c),
-                keys.queue_admitted(c),
-                keys.queue_ended(c),
-                keys.queue_seq(c),
+                hot.keys.queue_lease(c),
+                hot.keys.queue_state(c),
+                hot.keys.queue_line(c),
+                hot.keys.queue_places(c),
+                hot.keys.queue_heartbeats(c),
+                hot.keys.queue_active(c),
+                hot.keys.queue_admitted(c),
+                hot.keys.queue_ended(c),
+                hot.keys.queue_seq(c),
             ],
             vec![
                 params.worker_id.clone(),
@@ -344,61 +319,4 @@ pub async fn admit(
         })),
         _ => Err(malformed(s, r)),
     }
-}
-
-/// Adds `concert` to the admitter's work list, or refreshes its registration time. A
-/// single-key command, outside any script: the registry has no hash tag (it spans concerts).
-pub async fn register(redis: &Pool, keys: &Keys, concert: ConcertId) -> Result<()> {
-    let _: i64 = redis
-        .next()
-        .zadd(
-            keys.queue_registry(),
-            None,
-            None,
-            false,
-            false,
-            (crate::now_ms() as f64, concert.get()),
-        )
-        .await?;
-    Ok(())
-}
-
-/// Removes `concert` from the admitter's work list (its sale closed and its room is empty).
-pub async fn deregister(redis: &Pool, keys: &Keys, concert: ConcertId) -> Result<()> {
-    let _: i64 = redis
-        .next()
-        .zrem(keys.queue_registry(), concert.get())
-        .await?;
-    Ok(())
-}
-
-/// Takes an empty room off the work list if no gateway registered it since `cutoff_ms`; true
-/// when removed. Safe against a join racing the removal: a gateway re-registers a concert at
-/// least every [`super::room::REGISTRATION_REFRESH`], far sooner than any cutoff the worker
-/// uses, so a room someone just joined always has a registration newer than the cutoff.
-pub async fn retire(
-    redis: &Pool,
-    scripts: &Scripts,
-    keys: &Keys,
-    concert: ConcertId,
-    cutoff_ms: i64,
-) -> Result<bool> {
-    let removed: i64 = scripts
-        .run(
-            redis,
-            &scripts.retire_concert,
-            vec![keys.queue_registry()],
-            vec![concert.get(), cutoff_ms],
-        )
-        .await?;
-    Ok(removed == 1)
-}
-
-/// The concerts with a waiting room in use.
-pub async fn registry(redis: &Pool, keys: &Keys) -> Result<Vec<ConcertId>> {
-    let members: Vec<i64> = redis
-        .next()
-        .zrange(keys.queue_registry(), 0, -1, None, false, None, false)
-        .await?;
-    Ok(members.into_iter().map(ConcertId::new).collect())
 }

@@ -5,59 +5,49 @@
 //! Redis I/O unless the token's place has reached the front or the line was shuffled since
 //! the token was issued (one read, then a fresh token that makes the next polls free again).
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
-    time::{Duration, Instant},
-};
-
-use fred::prelude::Pool;
+use std::{sync::Arc, time::Duration};
 
 use super::{
-    active_poll_after_ms,
     heartbeat::Heartbeats,
-    poll_after_ms,
+    line::{
+        active_poll_after_ms, poll_after_ms, AdmissionView, Joined, QueuePolicy, SaleWindow,
+        Standing,
+    },
     redis::{self as queue_redis, Left, PlaceReply, WatchFrom, Watched},
-    AdmissionView, Joined, QueuePass, QueueStatus, QueueTokens, SaleWindow, Standing,
+    token::{QueuePass, QueueStatus, QueueTokens},
 };
 use crate::{
-    concerts::ConcertId,
-    identity::UserId,
+    ids::{ConcertId, UserId},
     now_ms,
-    redis::{Keys, Scripts},
+    redis::{keys::Registry, registry::Registrations, Hot},
     Error, Result,
 };
 
 /// How often a replica re-registers a concert it takes joins for. It keeps the registration
 /// newer than the worker's retirement cutoff for every room in use (see
-/// [`queue_redis::retire`]), and heals a Redis that restarted empty, at the cost of one `ZADD`
-/// per concert per replica per 30 s.
+/// [`crate::redis::registry::retire`]), and heals a Redis that restarted empty, at the cost of
+/// one `ZADD` per concert per replica per 30 s.
 pub const REGISTRATION_REFRESH: Duration = Duration::from_secs(30);
 
 /// The waiting room of one replica. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Room {
-    redis: Pool,
-    scripts: Scripts,
-    keys: Keys,
+    hot: Hot,
     tokens: QueueTokens,
     heartbeats: Arc<Heartbeats>,
-    /// Concerts this replica registered, and when: one `ZADD` per concert per
-    /// [`REGISTRATION_REFRESH`], not per join. A std `Mutex`: one map lookup, never held
-    /// across an await.
-    registered: Arc<Mutex<HashMap<ConcertId, Instant>>>,
+    /// This replica's registrations of the rooms it takes joins for: one `ZADD` per concert
+    /// per [`REGISTRATION_REFRESH`], not per join.
+    registrations: Arc<Registrations>,
 }
 
 impl Room {
-    /// A room over these Redis handles, issuing tokens with `tokens`.
-    pub fn new(redis: Pool, scripts: Scripts, keys: Keys, tokens: QueueTokens) -> Self {
+    /// A room over `hot`, issuing tokens with `tokens`.
+    pub fn new(hot: Hot, tokens: QueueTokens) -> Self {
         Self {
-            redis,
-            scripts,
-            keys,
+            hot,
             tokens,
             heartbeats: Arc::default(),
-            registered: Arc::default(),
+            registrations: Arc::new(Registrations::new(Registry::Rooms, REGISTRATION_REFRESH)),
         }
     }
 
@@ -88,16 +78,8 @@ impl Room {
         } else {
             view
         };
-        self.register(concert).await?;
-        let reply = queue_redis::join(
-            &self.redis,
-            &self.scripts,
-            &self.keys,
-            concert,
-            user,
-            window.opens_ms,
-        )
-        .await?;
+        self.registrations.keep(&self.hot, concert).await?;
+        let reply = queue_redis::join(&self.hot, concert, user, window.opens_ms).await?;
         let created = matches!(reply, PlaceReply::Waiting { created: true, .. });
         Ok(Joined {
             created,
@@ -138,9 +120,7 @@ impl Room {
             QueueStatus::Waiting => {
                 // The place reached the front (admitted or skipped) or may have moved in the
                 // shuffle: read the truth once.
-                let reply =
-                    queue_redis::status(&self.redis, &self.scripts, &self.keys, concert, pass.user)
-                        .await?;
+                let reply = queue_redis::status(&self.hot, concert, pass.user).await?;
                 self.standing(concert, pass.user, reply, view)
             }
         }
@@ -151,7 +131,7 @@ impl Room {
         if pass.concert != concert {
             return Err(Error::QueueTokenMismatch);
         }
-        queue_redis::leave(&self.redis, &self.scripts, &self.keys, concert, pass.user).await
+        queue_redis::leave(&self.hot, concert, pass.user).await
     }
 
     /// Reads `concert`'s admission state and ended log for the replica's caches.
@@ -162,40 +142,18 @@ impl Room {
         limit: usize,
     ) -> Result<Watched> {
         queue_redis::watch(
-            &self.redis,
-            &self.scripts,
-            &self.keys,
+            &self.hot,
             concert,
             from,
             limit,
-            super::QueuePolicy::DEFAULT.session_ms(),
+            QueuePolicy::DEFAULT.session_ms(),
         )
         .await
     }
 
     /// Writes the buffered poll heartbeats (see [`Heartbeats::flush`]).
     pub async fn flush_heartbeats(&self) -> Result<usize> {
-        self.heartbeats.flush(&self.redis, &self.keys).await
-    }
-
-    async fn register(&self, concert: ConcertId) -> Result<()> {
-        let due = {
-            let registered = self
-                .registered
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            registered
-                .get(&concert)
-                .is_none_or(|at| at.elapsed() >= REGISTRATION_REFRESH)
-        };
-        if due {
-            queue_redis::register(&self.redis, &self.keys, concert).await?;
-            self.registered
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(concert, Instant::now());
-        }
-        Ok(())
+        self.heartbeats.flush(&self.hot).await
     }
 
     fn standing(

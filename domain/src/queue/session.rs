@@ -1,11 +1,8 @@
 //! Ending an ACTIVE session early (leave, payment).
 
-use fred::prelude::*;
-
 use crate::{
-    concerts::ConcertId,
-    identity::UserId,
-    redis::{Keys, Scripts},
+    ids::{ConcertId, UserId},
+    redis::Hot,
     Result,
 };
 
@@ -13,16 +10,10 @@ use crate::{
 /// waiting), freeing its capacity at once and logging the end so that every replica refuses
 /// the user's ACTIVE token within a second. The hook the payment path calls.
 ///
-/// One script (`queue_leave.lua`, through the process-wide parsed scripts, so callers need no
-/// more than a pool): no reader sees the capacity freed without the end logged, and the end is
-/// stamped by Redis's clock, the one the replicas tail the log by. Ending a session that is
-/// not active is harmless.
-pub async fn end_session(
-    redis: &Pool,
-    keys: &Keys,
-    concert: ConcertId,
-    user: UserId,
-) -> Result<()> {
-    super::redis::leave(redis, Scripts::parsed(), keys, concert, user).await?;
+/// One script (`queue_leave.lua`): no reader sees the capacity freed without the end logged,
+/// and the end is stamped by Redis's clock, the one the replicas tail the log by. Ending a
+/// session that is not active is harmless.
+pub async fn end_session(hot: &Hot, concert: ConcertId, user: UserId) -> Result<()> {
+    super::redis::leave(hot, concert, user).await?;
     Ok(())
 }

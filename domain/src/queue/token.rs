@@ -14,8 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    concerts::ConcertId,
-    identity::UserId,
+    ids::{ConcertId, UserId},
     tokens::{now_secs, Rejected, Signer, Verified},
     Error, Result,
 };

@@ -8,8 +8,8 @@
 
 use std::sync::Arc;
 
-use crate::concerts::{ConcertId, ScheduleId, SectionId};
-use crate::holds::HoldId;
+use crate::ids::HoldId;
+use crate::ids::{ConcertId, ScheduleId, SectionId};
 
 /// Builds key names under one namespace. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -84,13 +84,6 @@ impl Keys {
         self.concert("q", concert, "lease")
     }
 
-    /// ZSET of concert ids with a waiting room in use, scored by when a gateway last
-    /// registered the concert (epoch ms); the admitter's work list. (`q:rooms`, not the
-    /// `q:concerts` SET of earlier versions, so an old keyspace cannot meet the new type.)
-    pub fn queue_registry(&self) -> String {
-        format!("{}:q:rooms", self.ns)
-    }
-
     // --- seats, counters and holds ------------------------------------------------------------
 
     /// HASH seatId -> holdId, or `sold`: who has each seat of a schedule. Absent means free.
@@ -137,14 +130,30 @@ impl Keys {
         self.concert("s", concert, &format!("loaded:{}", schedule.get()))
     }
 
-    /// ZSET of concert ids with holds in Redis, scored by when a gateway last registered the
-    /// concert (epoch ms); the worker's expiry, sink and reconciler work list.
-    pub fn sales_registry(&self) -> String {
-        format!("{}:s:concerts", self.ns)
+    /// ZSET of concert ids scored by when a gateway last registered the concert (epoch ms):
+    /// one of the worker's work lists (see [`Registry`]).
+    pub fn registry(&self, registry: Registry) -> String {
+        match registry {
+            // `q:rooms`, not the `q:concerts` SET of earlier versions, so an old keyspace
+            // cannot meet the new type.
+            Registry::Rooms => format!("{}:q:rooms", self.ns),
+            Registry::Sales => format!("{}:s:concerts", self.ns),
+        }
     }
 
     // There is no holdId -> concertId index: a [`HoldId`] carries its concert in its own bits,
     // which saves a write per hold and a read per payment, and leaves nothing to clean up.
+}
+
+/// The worker's work lists: concerts in use, each kept by the gateways that use it and retired
+/// by the worker when idle ([`super::registry`]). They span concerts, so they have no hash tag
+/// and are only touched by single-key commands and single-key scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registry {
+    /// Concerts with a waiting room in use: the admitter's work list.
+    Rooms,
+    /// Concerts with holds in Redis: the expiry, sink and reconciler's work list.
+    Sales,
 }
 
 /// The consumer group of the worker's stream sink on every hold-event stream.

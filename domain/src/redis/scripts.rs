@@ -5,12 +5,12 @@
 //! array: `{"ok", ...}` or `{"err", CODE}`; the concept module that calls a script parses that
 //! reply into a domain result, so no handler ever matches on strings.
 //!
-//! Calls go through [`Scripts::run`], which uses `EVALSHA` and, on `NOSCRIPT` (a Redis restart
-//! or failover flushed the script cache), loads the script again and retries once.
+//! Calls go through [`super::Hot::run`], which uses `EVALSHA` and, on `NOSCRIPT` (a Redis
+//! restart or failover flushed the script cache), loads the script again and retries once.
 
 use fred::{
     prelude::*,
-    types::{scripts::Script, FromValue, MultipleKeys, MultipleValues, Value},
+    types::{scripts::Script, Value},
 };
 
 /// Declares the script set: one field per `.lua` file.
@@ -28,20 +28,13 @@ macro_rules! scripts {
         impl Scripts {
             /// Parses every script and loads it into Redis.
             pub async fn load(client: &Pool) -> anyhow::Result<Self> {
-                let scripts = Self::parsed().clone();
+                let scripts = Self {
+                    $($name: Script::from_lua(include_str!(concat!("scripts/", $file))),)*
+                };
                 $(scripts.$name.load(client.next()).await?;)*
                 Ok(scripts)
             }
 
-            /// Every script parsed (its SHA1 computed) but not necessarily loaded: for callers
-            /// that hold only a pool, such as [`crate::queue::end_session`]. Running one that
-            /// Redis does not know yet loads it on the spot (`NOSCRIPT` path of [`Scripts::run`]).
-            pub fn parsed() -> &'static Self {
-                static PARSED: std::sync::OnceLock<Scripts> = std::sync::OnceLock::new();
-                PARSED.get_or_init(|| Self {
-                    $($name: Script::from_lua(include_str!(concat!("scripts/", $file))),)*
-                })
-            }
         }
     };
 }
@@ -61,51 +54,6 @@ scripts! {
     load_inventory => "load_inventory.lua",
     ack_events => "ack_events.lua",
     retire_concert => "retire_concert.lua",
-}
-
-impl Scripts {
-    /// Runs `script` by SHA, reloading it once if Redis lost its script cache.
-    pub async fn run<R>(
-        &self,
-        client: &Pool,
-        script: &Script,
-        keys: impl Into<MultipleKeys> + Send,
-        args: impl TryInto<MultipleValues, Error = impl Into<fred::error::Error> + Send> + Send,
-    ) -> Result<R, fred::error::Error>
-    where
-        R: FromValue,
-    {
-        script.evalsha_with_reload(client.next(), keys, args).await
-    }
-
-    /// Like [`Self::run`], but never retried by fred after a lost connection: for a script
-    /// that must not run twice when its first reply was lost. A `NOSCRIPT` means nothing ran,
-    /// so the one reload and second call stay. `keys` and `args` are fred's own types (shared
-    /// bytes), so that the second call's copy copies no string.
-    pub async fn run_once<R>(
-        &self,
-        client: &Pool,
-        script: &Script,
-        keys: Vec<Key>,
-        args: Vec<Value>,
-    ) -> Result<R, fred::error::Error>
-    where
-        R: FromValue,
-    {
-        let client = client.next();
-        let once = client.with_options(&Options {
-            max_attempts: Some(1),
-            ..Options::default()
-        });
-        let call = || once.evalsha::<R, _, _, _>(script.sha1().clone(), keys.clone(), args.clone());
-        match call().await {
-            Err(e) if e.details().starts_with("NOSCRIPT") => {
-                script.load(client).await?;
-                call().await
-            }
-            other => other,
-        }
-    }
 }
 
 /// A script's tagged reply, before the concept module gives it meaning.

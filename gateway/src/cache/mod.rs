@@ -17,8 +17,7 @@ use std::{
 };
 
 use boxoffice_domain::{
-    concerts::ConcertId,
-    identity::UserId,
+    ids::{ConcertId, UserId},
     queue::{
         pg as queue_pg,
         redis::{WatchFrom, Watched},
@@ -125,10 +124,7 @@ impl ConcertWindows {
         self.0
             .try_get_with(concert, queue_pg::sale_window(pg, concert))
             .await
-            .map_err(|e: Arc<Error>| match e.as_ref() {
-                Error::Unavailable(what) => Error::Unavailable(what),
-                other => Error::Internal(anyhow::anyhow!("reading a sale window: {other}")),
-            })?
+            .map_err(|e: Arc<Error>| e.repeat())?
             .ok_or(Error::ConcertNotFound)
     }
 }
@@ -249,7 +245,7 @@ impl QueueViews {
         futures::stream::iter(watches)
             .for_each_concurrent(REFRESH_CONCURRENCY, |watch| async move {
                 if let Err(e) = self.refresh(&watch, true).await {
-                    tracing::warn!(concert = %watch.concert, error = %e, "queue state refresh failed");
+                    tracing::warn!(concert = %watch.concert, error = %e.report(), "queue state refresh failed");
                 }
             })
             .await;

@@ -18,9 +18,9 @@
 use std::{future::Future, hash::Hash, sync::Arc, time::Duration};
 
 use boxoffice_domain::{
-    concerts::{self, ConcertId, Schedule, ScheduleId, ScheduleSeats, SectionId},
+    concerts::{self, Schedule, ScheduleSeats},
     holds::{self, Footprint, Store},
-    identity::UserId,
+    ids::{ConcertId, ScheduleId, SectionId, UserId},
     payments, Error, Result,
 };
 use bytes::Bytes;
@@ -301,15 +301,5 @@ where
 /// A load error shared by every waiter of the load, as an owned error. Contract errors keep
 /// their code; anything else is reported as the dependency or internal failure it was.
 fn shared(error: Arc<Error>) -> Error {
-    match Arc::try_unwrap(error) {
-        Ok(error) => error,
-        Err(shared) => match &*shared {
-            Error::ScheduleNotFound => Error::ScheduleNotFound,
-            Error::SectionNotFound => Error::SectionNotFound,
-            Error::ConcertNotFound => Error::ConcertNotFound,
-            Error::InvalidInput(message) => Error::InvalidInput(message.clone()),
-            Error::Unavailable(what) => Error::Unavailable(what),
-            other => Error::Internal(anyhow::anyhow!("{other}")),
-        },
-    }
+    Arc::try_unwrap(error).unwrap_or_else(|shared| shared.repeat())
 }

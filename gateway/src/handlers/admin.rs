@@ -5,7 +5,7 @@
 
 use axum::{extract::State, Json};
 use boxoffice_domain::{
-    concerts::ConcertId,
+    ids::ConcertId,
     queue::{pg, QueuePolicy},
 };
 use serde::Serialize;

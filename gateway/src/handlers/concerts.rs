@@ -5,7 +5,10 @@ use axum::{
     response::Response,
     Json,
 };
-use boxoffice_domain::concerts::{pg, ConcertId, ConcertPage, PageRequest};
+use boxoffice_domain::{
+    concerts::{pg, ConcertPage, PageRequest},
+    ids::ConcertId,
+};
 use serde::Deserialize;
 
 use super::json;

@@ -17,7 +17,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
     let redis = async {
         use fred::interfaces::ClientLike;
-        state.redis.next().ping::<String>(None).await.is_ok()
+        state.hot.pool.next().ping::<String>(None).await.is_ok()
     };
     let pg = async {
         match state.pg.get().await {

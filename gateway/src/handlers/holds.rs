@@ -5,8 +5,9 @@ use axum::{
     Json,
 };
 use boxoffice_domain::{
-    concerts::ScheduleId,
-    holds::{self, Hold, HoldId, HoldRequest},
+    holds::{self, Hold, HoldRequest},
+    ids::{HoldId, ScheduleId},
+    Error,
 };
 use http::StatusCode;
 use serde::Deserialize;
@@ -60,7 +61,7 @@ pub async fn release(
     AuthUser(user): AuthUser,
     Path(raw): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let hold = HoldId::parse(&raw)?;
+    let hold = HoldId::parse(&raw).ok_or(Error::HoldNotFound)?;
     let footprint = holds::release(state.store(), user, hold).await?;
     state.caches.evict(hold.concert(), &footprint, false).await;
     Ok(StatusCode::NO_CONTENT)

@@ -5,8 +5,9 @@ use axum::{
     Json,
 };
 use boxoffice_domain::{
-    holds::HoldId,
+    ids::HoldId,
     payments::{self, Payment, Reservations},
+    Error,
 };
 use http::StatusCode;
 
@@ -26,7 +27,7 @@ pub async fn pay(
     RequiredIdempotencyKey(key): RequiredIdempotencyKey,
     Path(raw): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Payment>)> {
-    let hold = HoldId::parse(&raw)?;
+    let hold = HoldId::parse(&raw).ok_or(Error::HoldNotFound)?;
     let paid = state.payments.pay(user, hold, key).await?;
     state.caches.after_payment(user, &paid).await;
     Ok((StatusCode::CREATED, Json(paid.payment)))

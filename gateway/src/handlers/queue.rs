@@ -9,7 +9,7 @@
 
 use axum::{extract::State, Extension, Json};
 use boxoffice_domain::{
-    concerts::ConcertId,
+    ids::ConcertId,
     queue::{QueueStatus, Standing},
     Error,
 };

@@ -5,7 +5,7 @@ use axum::{
     response::Response,
 };
 use boxoffice_domain::{
-    concerts::{ConcertId, ScheduleId, SectionId},
+    ids::{ConcertId, ScheduleId, SectionId},
     Error,
 };
 use serde::Deserialize;

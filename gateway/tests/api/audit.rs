@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use boxoffice_domain::concerts::{ScheduleId, SectionId};
-use boxoffice_domain::holds::HoldId;
+use boxoffice_domain::ids::HoldId;
+use boxoffice_domain::ids::{ScheduleId, SectionId};
 use boxoffice_worker::audit::{self, Outcome, CHECKS};
 use fred::prelude::*;
 use serde_json::{json, Value};

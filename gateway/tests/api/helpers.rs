@@ -13,7 +13,11 @@
 use std::{net::SocketAddr, time::Duration};
 
 use boxoffice_domain::{
-    concerts::ConcertId, identity::UserId, queue::QueueTokens, redis::Keys, tokens::Signer, Config,
+    ids::{ConcertId, UserId},
+    queue::QueueTokens,
+    redis::Keys,
+    tokens::Signer,
+    Config,
 };
 use boxoffice_gateway::{startup::Application, state::AppState};
 use chrono::{DateTime, Utc};
@@ -293,7 +297,7 @@ pub async fn ga_remaining(app: &TestApp, concert: ConcertId, section: i64) -> i6
     app.redis
         .get(
             app.keys
-                .ga_remaining(concert, boxoffice_domain::concerts::SectionId::new(section)),
+                .ga_remaining(concert, boxoffice_domain::ids::SectionId::new(section)),
         )
         .await
         .expect("GA counter")

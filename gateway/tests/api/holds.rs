@@ -4,7 +4,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use boxoffice_domain::holds::HoldId;
+use boxoffice_domain::ids::HoldId;
 use fred::prelude::*;
 use futures::{stream, StreamExt};
 use rand::{seq::SliceRandom, Rng};
@@ -257,8 +257,8 @@ async fn a_user_holds_at_most_the_ticket_limit_per_schedule() {
 #[tokio::test]
 async fn holds_sent_in_one_call_are_each_decided_alone_in_order() {
     use boxoffice_domain::{
-        concerts::{ScheduleId, SeatId, SectionId},
         holds::redis::{hold_general, hold_seats, PlacesWanted, SeatsWanted},
+        ids::{ScheduleId, SeatId, SectionId},
         Error,
     };
     let app = spawn_app().await;
@@ -281,7 +281,7 @@ async fn holds_sent_in_one_call_are_each_decided_alone_in_order() {
     )
     .await;
     let (store, schedule) = (app.state.store(), ScheduleId::new(concert.schedule));
-    let user = |b: &crate::helpers::Buyer| boxoffice_domain::identity::UserId::new(b.user.id);
+    let user = |b: &crate::helpers::Buyer| boxoffice_domain::ids::UserId::new(b.user.id);
     let ids: Vec<HoldId> = (0..3).map(|_| HoldId::generate(concert.id)).collect();
 
     let wanted = [
@@ -296,7 +296,7 @@ async fn holds_sent_in_one_call_are_each_decided_alone_in_order() {
         amount: 100,
         seats,
     });
-    let placed = hold_seats(store, concert.id, schedule, &wanted)
+    let placed = hold_seats(store.hot, store.terms(), concert.id, schedule, &wanted)
         .await
         .unwrap();
     assert!(matches!(placed[0], Ok(Some(_))), "{:?}", placed[0]);
@@ -324,7 +324,7 @@ async fn holds_sent_in_one_call_are_each_decided_alone_in_order() {
         quantity,
         amount: 50 * i64::from(quantity),
     });
-    let placed = hold_general(store, concert.id, schedule, ga, &wanted)
+    let placed = hold_general(store.hot, store.terms(), concert.id, schedule, ga, &wanted)
         .await
         .unwrap();
     assert!(matches!(placed[0], Ok(Some(_))), "{:?}", placed[0]);
@@ -339,9 +339,8 @@ async fn holds_sent_in_one_call_are_each_decided_alone_in_order() {
 #[tokio::test]
 async fn general_admission_holds_in_one_call_keep_each_users_ticket_limit() {
     use boxoffice_domain::{
-        concerts::{ScheduleId, SectionId},
         holds::redis::{hold_general, PlacesWanted},
-        identity::UserId,
+        ids::{ScheduleId, SectionId, UserId},
         Error,
     };
     let app = spawn_app_with(test_config(&[("BOXOFFICE_TICKET_LIMIT", "4")])).await;
@@ -365,7 +364,8 @@ async fn general_admission_holds_in_one_call_keep_each_users_ticket_limit() {
         amount: 50 * i64::from(quantity),
     });
     let schedule = ScheduleId::new(concert.schedule);
-    let placed = hold_general(app.state.store(), concert.id, schedule, ga, &wanted)
+    let store = app.state.store();
+    let placed = hold_general(store.hot, store.terms(), concert.id, schedule, ga, &wanted)
         .await
         .unwrap();
     let outcome: Vec<&str> = placed
@@ -534,7 +534,7 @@ async fn unpaid_hold_releases_its_seats_after_ttl_without_any_reader() {
     let app = spawn_app_with(config.clone()).await;
     let worker = spawn_worker(&config).await;
     let concert = create_concert(&app.pg, Sale::Open, 1, 5, Some(10)).await;
-    let ga = boxoffice_domain::concerts::SectionId::new(concert.ga_section.unwrap());
+    let ga = boxoffice_domain::ids::SectionId::new(concert.ga_section.unwrap());
     let seats = seat_ids(&app.pg, concert.sections[0]).await;
     let [first, second] = &buyers(&app, concert.id, 2).await[..] else {
         unreachable!()
@@ -555,7 +555,7 @@ async fn unpaid_hold_releases_its_seats_after_ttl_without_any_reader() {
     .await;
     let owners = app.keys.seat_owners(
         concert.id,
-        boxoffice_domain::concerts::ScheduleId::new(concert.schedule),
+        boxoffice_domain::ids::ScheduleId::new(concert.schedule),
     );
     let counter = app.keys.ga_remaining(concert.id, ga);
     // Nobody reads the seats or the section: the worker alone must give them back.
@@ -825,10 +825,10 @@ async fn a_worker_killed_mid_batch_loses_no_acknowledged_hold_or_payment() {
 /// yet delivered stay whatever is acknowledged.
 #[tokio::test]
 async fn acknowledging_hold_events_never_deletes_one_not_yet_written() {
-    use boxoffice_domain::holds::redis::{ack, ensure_group, read_events, ReadFrom};
+    use boxoffice_domain::holds::events::{ack, ensure_group, read, ReadFrom};
     let app = spawn_app().await;
     let concert = create_concert(&app.pg, Sale::Open, 1, 5, None).await;
-    let hot = app.state.store().hot();
+    let hot = &app.state.hot;
     let events = app.keys.hold_events(concert.id);
     ensure_group(hot, concert.id).await.unwrap();
     for i in 0..7 {
@@ -838,13 +838,13 @@ async fn acknowledging_hold_events_never_deletes_one_not_yet_written() {
             .await
             .unwrap();
     }
-    let ids = |entries: Vec<boxoffice_domain::holds::redis::Entry>| -> Vec<String> {
+    let ids = |entries: Vec<boxoffice_domain::holds::events::Entry>| -> Vec<String> {
         entries.into_iter().map(|e| e.id).collect()
     };
-    let slow = ids(read_events(hot, concert.id, "slow", ReadFrom::New, 3)
+    let slow = ids(read(hot, concert.id, "slow", ReadFrom::New, 3)
         .await
         .unwrap());
-    let fast = ids(read_events(hot, concert.id, "fast", ReadFrom::New, 2)
+    let fast = ids(read(hot, concert.id, "fast", ReadFrom::New, 2)
         .await
         .unwrap());
     let len = || async { app.redis.xlen::<i64, _>(&events).await.unwrap() };
@@ -857,7 +857,7 @@ async fn acknowledging_hold_events_never_deletes_one_not_yet_written() {
     );
     ack(hot, concert.id, &slow).await.unwrap();
     assert_eq!(len().await, 2, "only the two never delivered are left");
-    let rest = ids(read_events(hot, concert.id, "fast", ReadFrom::New, 10)
+    let rest = ids(read(hot, concert.id, "fast", ReadFrom::New, 10)
         .await
         .unwrap());
     assert_eq!(rest.len(), 2, "they are still delivered");
@@ -872,9 +872,8 @@ async fn acknowledging_hold_events_never_deletes_one_not_yet_written() {
 #[tokio::test]
 async fn a_replayed_batch_of_hold_events_is_written_once_and_never_moves_a_hold_back() {
     use boxoffice_domain::{
-        concerts::{ScheduleId, SeatId},
         holds::{pg::write_events, HoldEvent, HoldEventKind},
-        identity::UserId,
+        ids::{ScheduleId, SeatId, UserId},
     };
     let app = spawn_app().await;
     let concert = create_concert(&app.pg, Sale::Open, 1, 5, None).await;

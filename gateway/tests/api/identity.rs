@@ -1,7 +1,7 @@
 //! Sign-up and access tokens, through nginx.
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use boxoffice_domain::{identity::UserId, tokens::Signer};
+use boxoffice_domain::{ids::UserId, tokens::Signer};
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_problem, http_client, nginx_url, sign_up, test_config};
@@ -89,7 +89,7 @@ async fn missing_malformed_expired_forged_and_unsigned_tokens_are_unauthorized()
     };
     let queue_token = boxoffice_domain::queue::QueueTokens::new(real.clone()).issue_waiting(
         UserId::new(user.id),
-        boxoffice_domain::concerts::ConcertId::new(1),
+        boxoffice_domain::ids::ConcertId::new(1),
         1,
         boxoffice_domain::now_ms(),
         0,

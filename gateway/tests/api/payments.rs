@@ -4,8 +4,7 @@
 use std::time::Duration;
 
 use boxoffice_domain::{
-    concerts::ScheduleId,
-    holds::HoldId,
+    ids::{HoldId, ScheduleId},
     payments::fault::{self, FaultPoint},
 };
 use fred::prelude::*;

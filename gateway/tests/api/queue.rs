@@ -17,8 +17,8 @@ use std::{
 
 use axum::{extract::FromRequestParts, response::IntoResponse};
 use boxoffice_domain::{
-    concerts::ConcertId,
-    identity::{AccessTokens, UserId},
+    identity::AccessTokens,
+    ids::{ConcertId, UserId},
     queue::{self, token::QueueClaims, QueueStatus, QueueTokens},
     tokens::{now_secs, Signer},
     Config,
@@ -440,7 +440,9 @@ async fn an_empty_room_nobody_joined_lately_leaves_the_work_list_until_the_next_
     join(&app, busy, &crowd[1]).await;
     join(&app, busy, &crowd[2]).await;
     // Both registrations made two minutes old, as if no gateway had seen a join since.
-    let registry = app.keys.queue_registry();
+    let registry = app
+        .keys
+        .registry(boxoffice_domain::redis::keys::Registry::Rooms);
     let old = (boxoffice_domain::now_ms() - 120_000) as f64;
     let _: i64 = app
         .redis
@@ -1016,7 +1018,7 @@ async fn a_session_that_ended_is_refused_on_every_replica_within_a_second() {
         if i == 0 {
             leave(&a, concert, user, &token).await;
         } else {
-            queue::end_session(&a.redis, &a.keys, concert, UserId::new(user.id))
+            queue::end_session(&a.state.hot, concert, UserId::new(user.id))
                 .await
                 .unwrap();
         }

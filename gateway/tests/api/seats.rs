@@ -315,7 +315,7 @@ async fn a_schedule_is_rebuilt_from_postgres_when_redis_lost_its_inventory() {
     // Redis loses everything it had for this concert (as after a restart without persistence).
     let (c, s) = (
         concert.id,
-        boxoffice_domain::concerts::ScheduleId::new(concert.schedule),
+        boxoffice_domain::ids::ScheduleId::new(concert.schedule),
     );
     let k = &app.keys;
     let mut keys = vec![
@@ -324,14 +324,14 @@ async fn a_schedule_is_rebuilt_from_postgres_when_redis_lost_its_inventory() {
         k.user_tickets(c, s),
         k.ga_remaining(
             c,
-            boxoffice_domain::concerts::SectionId::new(concert.ga_section.unwrap()),
+            boxoffice_domain::ids::SectionId::new(concert.ga_section.unwrap()),
         ),
         k.hold_expiry(c),
         k.hold_paying(c),
         k.hold_events(c),
     ];
     for hold in [&sold, &ga] {
-        let id = boxoffice_domain::holds::HoldId::parse(hold["holdId"].as_str().unwrap()).unwrap();
+        let id = boxoffice_domain::ids::HoldId::parse(hold["holdId"].as_str().unwrap()).unwrap();
         keys.push(k.hold(c, id));
     }
     let deleted: i64 = app.redis.del(keys).await.unwrap();

@@ -1,16 +1,25 @@
-//! The Redis steps of the payment saga: claim a hold, put it back, finalise it as paid.
+//! A hold's side of its payment: the Redis steps of the payment saga (claim it, put it back,
+//! finalise it as paid) and the claims the reconciler settles. The payment saga
+//! (`payments`) calls these and nothing else of holds' Redis state.
+//!
+//! States: HELD → PAYING (claimed, out of the expiry set: it cannot expire while it is paid
+//! for) → PAID, or PAYING → HELD again with its original expiry when the payment failed.
 
 use chrono::{DateTime, Utc};
 use fred::{prelude::*, types::Value};
 
+use super::{
+    hold::{HoldRecord, ENDED_HOLD_RETENTION_MS},
+    inventory,
+    redis::read_record,
+    store::Store,
+};
 use crate::{
-    concerts::{ConcertId, ScheduleId, SeatId, SectionId},
-    holds::{
-        redis::{HoldRecord, Hot},
-        HoldId, ENDED_HOLD_RETENTION_MS,
+    ids::{ConcertId, HoldId, ScheduleId, SeatId, SectionId, UserId},
+    redis::{
+        scripts::{int, text, Tagged},
+        Hot,
     },
-    identity::UserId,
-    redis::scripts::{int, text, Tagged},
     Error, Result,
 };
 
@@ -25,15 +34,17 @@ pub struct Claim {
 
 /// Moves `user`'s HELD hold to PAYING. `HoldNotFound` covers a missing hold and another
 /// user's alike; `HoldExpired` an expired one, swept or not; `HoldAlreadyPaid` a hold that is
-/// paid or being paid.
-pub async fn claim(hot: Hot<'_>, user: UserId, hold: HoldId) -> Result<Claim> {
+/// paid or being paid. A hold Redis lost is restored from Postgres first.
+pub async fn claim(store: Store<'_>, user: UserId, hold: HoldId) -> Result<Claim> {
+    inventory::recovering(store, user, hold, || claim_once(store.hot, user, hold)).await
+}
+
+async fn claim_once(hot: &Hot, user: UserId, hold: HoldId) -> Result<Claim> {
     let c = hold.concert();
-    let k = hot.keys;
+    let k = &hot.keys;
     let keys = vec![k.hold(c, hold), k.hold_expiry(c), k.hold_paying(c)];
     let reply: Vec<Value> = hot
-        .scripts
         .run(
-            hot.redis,
             &hot.scripts.claim_hold,
             keys,
             vec![hold.to_string(), user.to_string()],
@@ -50,29 +61,16 @@ pub async fn claim(hot: Hot<'_>, user: UserId, hold: HoldId) -> Result<Claim> {
             })
         }
     };
-    let section = text(&data, 1);
-    let seats = text(&data, 2);
+    let (section, seats) = (text(&data, 1), text(&data, 2));
     let expires_ms = int(&data, 5)?;
     Ok(Claim {
         record: HoldRecord {
             user,
             schedule: ScheduleId::new(int(&data, 0)?),
-            section: if section.is_empty() {
-                None
-            } else {
-                Some(SectionId::new(
-                    section.parse().map_err(anyhow::Error::from)?,
-                ))
-            },
-            seats: if seats.is_empty() {
-                Vec::new()
-            } else {
-                seats
-                    .split(',')
-                    .map(|s| s.parse().map(SeatId::new))
-                    .collect::<Result<_, _>>()
-                    .map_err(anyhow::Error::from)?
-            },
+            section: SectionId::parse_optional(&section)
+                .ok_or_else(|| anyhow::anyhow!("claim replied section {section:?}"))?,
+            seats: SeatId::parse_list(&seats)
+                .ok_or_else(|| anyhow::anyhow!("claim replied seats {seats:?}"))?,
         },
         quantity: i32::try_from(int(&data, 3)?).map_err(anyhow::Error::from)?,
         amount: int(&data, 4)?,
@@ -82,18 +80,12 @@ pub async fn claim(hot: Hot<'_>, user: UserId, hold: HoldId) -> Result<Claim> {
 }
 
 /// Puts a PAYING hold back to HELD with its original expiry; `true` if it was PAYING.
-pub async fn unclaim(hot: Hot<'_>, hold: HoldId) -> Result<bool> {
+pub async fn unclaim(hot: &Hot, hold: HoldId) -> Result<bool> {
     let c = hold.concert();
-    let k = hot.keys;
+    let k = &hot.keys;
     let keys = vec![k.hold(c, hold), k.hold_expiry(c), k.hold_paying(c)];
     let reply: Vec<Value> = hot
-        .scripts
-        .run(
-            hot.redis,
-            &hot.scripts.unclaim_hold,
-            keys,
-            vec![hold.to_string()],
-        )
+        .run(&hot.scripts.unclaim_hold, keys, vec![hold.to_string()])
         .await?;
     match Tagged::parse(reply)? {
         Tagged::Ok(data) => Ok(text(&data, 0) == "restored"),
@@ -103,9 +95,9 @@ pub async fn unclaim(hot: Hot<'_>, hold: HoldId) -> Result<bool> {
 
 /// Records in Redis a payment Postgres committed: seats sold, hold PAID, a `paid` event.
 /// `true` if this call changed anything (it is idempotent).
-pub async fn finalise(hot: Hot<'_>, hold: HoldId, record: &HoldRecord) -> Result<bool> {
+pub async fn finalise(hot: &Hot, hold: HoldId, record: &HoldRecord) -> Result<bool> {
     let c: ConcertId = hold.concert();
-    let k = hot.keys;
+    let k = &hot.keys;
     let keys = vec![
         k.hold(c, hold),
         k.seat_owners(c, record.schedule),
@@ -117,9 +109,7 @@ pub async fn finalise(hot: Hot<'_>, hold: HoldId, record: &HoldRecord) -> Result
         k.hold_events(c),
     ];
     let reply: Vec<Value> = hot
-        .scripts
         .run(
-            hot.redis,
             &hot.scripts.finalise_hold,
             keys,
             vec![hold.to_string(), ENDED_HOLD_RETENTION_MS.to_string()],
@@ -132,15 +122,25 @@ pub async fn finalise(hot: Hot<'_>, hold: HoldId, record: &HoldRecord) -> Result
     }
 }
 
+/// Finalises a claimed hold known by id only (the reconciler, after Postgres said it is
+/// paid); `false` when Redis has no record of it or nothing changed.
+pub async fn finalise_claimed(hot: &Hot, hold: HoldId) -> Result<bool> {
+    match read_record(hot, hold).await? {
+        Some(record) => finalise(hot, hold, &record).await,
+        None => Ok(false),
+    }
+}
+
 /// Up to `limit` holds of `concert` claimed at or before `claimed_before_ms`.
 pub async fn stale_claims(
-    hot: Hot<'_>,
+    hot: &Hot,
     concert: ConcertId,
     claimed_before_ms: i64,
     limit: i64,
 ) -> Result<Vec<HoldId>> {
     let ids: Vec<String> = hot
-        .redis
+        .pool
+        .next()
         .zrangebyscore(
             hot.keys.hold_paying(concert),
             "-inf",
@@ -149,8 +149,5 @@ pub async fn stale_claims(
             Some((0, limit)),
         )
         .await?;
-    Ok(ids
-        .iter()
-        .filter_map(|id| uuid::Uuid::parse_str(id).ok().map(HoldId::new))
-        .collect())
+    Ok(ids.iter().filter_map(|id| HoldId::parse(id)).collect())
 }
