@@ -3,11 +3,13 @@
 //!
 //! Timing knobs are short (tick 50 ms, state refresh 100 ms, heartbeat flush 100 ms, policy
 //! refresh 200 ms, lease 500 ms). Where a test must wait for the worker it polls for the
-//! condition with a deadline ([`eventually`]); counts are asserted exactly.
+//! condition with a deadline ([`eventually`]); counts are asserted exactly. Time is the real
+//! one: admission, expiry and heartbeats are measured by Redis's clock (`TIME` in the
+//! scripts), which `tokio::time::pause` does not reach.
 
 use std::{
+    cell::RefCell,
     collections::{HashMap, HashSet},
-    future::Future,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -30,7 +32,6 @@ use fred::prelude::*;
 use futures::StreamExt;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::*;
@@ -61,22 +62,6 @@ async fn spawn_twin(app: &TestApp) -> TestApp {
         &app.config.redis_namespace,
     )]))
     .await
-}
-
-/// Polls `check` every 20 ms until it holds, failing after `within`.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(start.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// `n` users created straight in Postgres, with access tokens minted with the app's secret:
@@ -138,7 +123,7 @@ async fn poll_ok(app: &TestApp, concert: ConcertId, user: &User, token: &str) ->
     response.json().await.expect("poll body")
 }
 
-/// Polls with `token` every 20 ms until the answer satisfies `done` (within 2 s): a replica's
+/// Polls with `token` until the answer satisfies `done` (within 2 s), and returns it: a replica's
 /// cached admission state may be a few hundred ms behind the admitter.
 async fn poll_until(
     app: &TestApp,
@@ -147,15 +132,15 @@ async fn poll_until(
     token: &str,
     done: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let body = poll_ok(app, concert, user, token).await;
-        if done(&body) {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "poll never got there: {body}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "a poll's answer to get there",
+        Duration::from_secs(2),
+        || async {
+            let body = poll_ok(app, concert, user, token).await;
+            done(&body).then_some(body)
+        },
+    )
+    .await
 }
 
 async fn leave(app: &TestApp, concert: ConcertId, user: &User, token: &str) {
@@ -250,31 +235,6 @@ async fn places(app: &TestApp, concert: ConcertId) -> HashMap<i64, i64> {
         .hgetall(app.keys.queue_places(concert))
         .await
         .expect("places")
-}
-
-/// A worker running in-process (its real `run`, with every loop).
-struct TestWorker {
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-async fn spawn_worker(config: Config) -> TestWorker {
-    let worker = Worker::build(config).await.expect(START_HINT);
-    let (stop, rx) = oneshot::channel();
-    let task = tokio::spawn(worker.run(async move {
-        let _ = rx.await;
-    }));
-    TestWorker { stop, task }
-}
-
-impl TestWorker {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task
-            .await
-            .expect("worker task")
-            .expect("worker stopped cleanly");
-    }
 }
 
 /// Joins every user (200 requests in flight), spreading them over `apps`; returns the join
@@ -462,13 +422,13 @@ async fn an_empty_room_nobody_joined_lately_leaves_the_work_list_until_the_next_
         }
     };
 
-    let worker = spawn_worker(app.config.clone()).await;
-    eventually(Duration::from_secs(5), "the empty room retired", || async {
+    let worker = spawn_worker(&app.config).await;
+    eventually("the empty room retired", Duration::from_secs(5), || async {
         !registered(empty).await
     })
     .await;
     // The room with one user ACTIVE and one waiting was ticked too, and stays.
-    eventually(Duration::from_secs(5), "busy room admitted one", || async {
+    eventually("busy room admitted one", Duration::from_secs(5), || async {
         active_count(&app, busy).await == 1
     })
     .await;
@@ -506,8 +466,8 @@ async fn users_are_admitted_in_the_order_they_joined() {
         .map(|(u, t)| (u.id, place_of(&app, u, t)))
         .collect();
 
-    let worker = spawn_worker(app.config.clone()).await;
-    eventually(Duration::from_secs(10), "everyone admitted", || async {
+    let worker = spawn_worker(&app.config).await;
+    eventually("everyone admitted", Duration::from_secs(10), || async {
         admissions(&app, concert).await.len() == 100
     })
     .await;
@@ -552,14 +512,14 @@ async fn over_ten_seconds_the_admitted_count_is_the_rate_times_the_time_within_o
     put_policy(&app, concert, policy(RATE as u32, 100_000, 600, 600, false)).await;
     let crowd = users(&app, 800).await;
     let joined = join_all(&[&app], concert, &crowd).await;
-    let worker = spawn_worker(app.config.clone()).await;
-    eventually(Duration::from_secs(5), "admission under way", || async {
+    let worker = spawn_worker(&app.config).await;
+    eventually("admission under way", Duration::from_secs(5), || async {
         field(&state(&app, concert).await, "admitted_total") >= 20
     })
     .await;
     // Once the admitter has observed a few seconds of admission, the ETA of someone far back
     // is their position over the observed rate (the front moves at RATE places per second).
-    eventually(Duration::from_secs(8), "a rate observed", || async {
+    eventually("a rate observed", Duration::from_secs(8), || async {
         state(&app, concert)
             .await
             .get("rate")
@@ -584,7 +544,7 @@ async fn over_ten_seconds_the_admitted_count_is_the_rate_times_the_time_within_o
     );
     let (wall_start, first) = (Instant::now(), state(&app, concert).await);
     let from = field(&first, "last_ms");
-    eventually(Duration::from_secs(15), "ten seconds of ticks", || async {
+    eventually("ten seconds of ticks", Duration::from_secs(15), || async {
         field(&state(&app, concert).await, "last_ms") >= from + 10_000
     })
     .await;
@@ -618,7 +578,7 @@ async fn max_active_is_never_exceeded_and_expired_sessions_free_capacity() {
     put_policy(&app, concert, policy(100, MAX_ACTIVE as u32, 1, 600, false)).await;
     let crowd = users(&app, 60).await;
     join_all(&[&app], concert, &crowd).await;
-    let worker = spawn_worker(app.config.clone()).await;
+    let worker = spawn_worker(&app.config).await;
     let started = Instant::now();
     let mut samples = 0;
     let mut peak = 0;
@@ -651,11 +611,11 @@ async fn leaving_ends_an_active_session_at_once_and_frees_its_capacity() {
         join(&app, concert, &crowd[0]).await,
         join(&app, concert, &crowd[1]).await,
     ];
-    let worker = spawn_worker(app.config.clone()).await;
+    let worker = spawn_worker(&app.config).await;
     let (first, second) = (&crowd[0], &crowd[1]);
     eventually(
-        Duration::from_secs(5),
         "the first user admitted",
+        Duration::from_secs(5),
         || async { admissions(&app, concert).await.contains_key(&first.id) },
     )
     .await;
@@ -671,8 +631,8 @@ async fn leaving_ends_an_active_session_at_once_and_frees_its_capacity() {
     leave(&app, concert, first, &token_of(&active)).await;
     let left_at = Instant::now();
     eventually(
-        Duration::from_secs(2),
         "the second user admitted",
+        Duration::from_secs(2),
         || async { admissions(&app, concert).await.contains_key(&second.id) },
     )
     .await;
@@ -709,7 +669,7 @@ async fn users_who_stop_polling_are_skipped_after_the_grace_period_and_the_line_
     put_policy(&app, concert, policy(100, 1_000, 600, 1, false)).await;
     let crowd = users(&app, 20).await;
     let joined = join_all(&[&app], concert, &crowd).await;
-    let worker = spawn_worker(app.config.clone()).await;
+    let worker = spawn_worker(&app.config).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut pollers = Vec::new();
@@ -737,12 +697,15 @@ async fn users_who_stop_polling_are_skipped_after_the_grace_period_and_the_line_
                 if body["status"] == "ACTIVE" {
                     return;
                 }
+                // Not synchronisation: this is the pollers' cadence, the workload itself. A
+                // poll every 200 ms keeps their sign of life well inside the 1 s grace period,
+                // which the admitter measures by Redis's clock, so the time must really pass.
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }));
     }
     let pollers_ids: HashSet<i64> = crowd.iter().step_by(2).map(|u| u.id).collect();
-    eventually(Duration::from_secs(10), "every poller admitted", || async {
+    eventually("every poller admitted", Duration::from_secs(10), || async {
         let admitted = admissions(&app, concert).await;
         pollers_ids.iter().all(|id| admitted.contains_key(id))
     })
@@ -791,10 +754,10 @@ async fn shuffle_at_open_admits_the_pre_queue_in_a_new_gap_free_order_and_later_
     let mut joined_places = original.clone();
     joined_places.sort_unstable();
     assert_eq!(joined_places, (1..=50).collect::<Vec<_>>());
-    let worker = spawn_worker(app.config.clone()).await;
+    let worker = spawn_worker(&app.config).await;
     eventually(
-        Duration::from_secs(6),
         "the sale opened and ten admitted",
+        Duration::from_secs(6),
         || async { admissions(&app, concert).await.len() == 10 },
     )
     .await;
@@ -851,7 +814,7 @@ async fn shuffle_at_open_admits_the_pre_queue_in_a_new_gap_free_order_and_later_
     // Lift the cap through the admin endpoint: the worker picks it up within seconds and the
     // later joiners go in after every pre-queued user.
     put_policy(&app, concert, policy(1_000, 1_000, 600, 600, true)).await;
-    eventually(Duration::from_secs(5), "everyone admitted", || async {
+    eventually("everyone admitted", Duration::from_secs(5), || async {
         admissions(&app, concert).await.len() == 60
     })
     .await;
@@ -899,7 +862,7 @@ async fn two_workers_admit_at_the_rate_of_one_and_a_dead_ones_lease_fails_over()
         async move {
             let first = state(app, concert).await;
             let from = field(&first, "last_ms");
-            eventually(Duration::from_secs(seconds as u64 + 5), "ticks", || async {
+            eventually("ticks", Duration::from_secs(seconds as u64 + 5), || async {
                 field(&state(app, concert).await, "last_ms") >= from + seconds * 1_000
             })
             .await;
@@ -909,7 +872,7 @@ async fn two_workers_admit_at_the_rate_of_one_and_a_dead_ones_lease_fails_over()
             (admitted, RATE * elapsed / 1_000)
         }
     };
-    eventually(Duration::from_secs(5), "admission under way", || async {
+    eventually("admission under way", Duration::from_secs(5), || async {
         field(&state(&app, concert).await, "admitted_total") > 0
     })
     .await;
@@ -933,8 +896,8 @@ async fn two_workers_admit_at_the_rate_of_one_and_a_dead_ones_lease_fails_over()
     let killed_at = Instant::now();
     let total_at_kill = field(&state(&app, concert).await, "admitted_total");
     eventually(
-        Duration::from_secs(3),
         "the survivor takes over",
+        Duration::from_secs(3),
         || async {
             let lease: Option<String> = app
                 .redis
@@ -981,17 +944,16 @@ async fn guard(app: &TestApp, user: &User, queue_token: &str) -> Result<Admitted
 /// Joins `user` and waits until a poll says ACTIVE; returns the ACTIVE token.
 async fn admitted_token(app: &TestApp, concert: ConcertId, user: &User) -> String {
     let (_, body) = join(app, concert, user).await;
-    let mut token = token_of(&body);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let body = poll_ok(app, concert, user, &token).await;
-        token = token_of(&body);
-        if body["status"] == "ACTIVE" {
-            return token;
-        }
-        assert!(Instant::now() < deadline, "never admitted");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Each answer carries the token to poll with next.
+    let token = RefCell::new(token_of(&body));
+    eventually("the user admitted", Duration::from_secs(5), || async {
+        let current = token.borrow().clone();
+        let body = poll_ok(app, concert, user, &current).await;
+        let next = token_of(&body);
+        token.replace(next.clone());
+        (body["status"] == "ACTIVE").then_some(next)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -1000,7 +962,7 @@ async fn a_session_that_ended_is_refused_on_every_replica_within_a_second() {
     let b = spawn_twin(&a).await;
     let concert = open_concert(&a).await;
     put_policy(&a, concert, policy(100, 1_000, 600, 600, false)).await;
-    let worker = spawn_worker(a.config.clone()).await;
+    let worker = spawn_worker(&a.config).await;
     let crowd = users(&a, 2).await;
     for (i, user) in crowd.iter().enumerate() {
         let token = admitted_token(&a, concert, user).await;
@@ -1021,8 +983,8 @@ async fn a_session_that_ended_is_refused_on_every_replica_within_a_second() {
                 .unwrap();
         }
         eventually(
-            Duration::from_secs(2),
             "refused on both replicas",
+            Duration::from_secs(2),
             || async {
                 guard(&a, user, &token).await.err() == Some(403)
                     && guard(&b, user, &token).await.err() == Some(403)
@@ -1204,16 +1166,16 @@ async fn the_queue_policy_is_set_through_the_admin_port_only_and_reaches_the_wor
     // A join registers the concert; the worker publishes the policy in force within seconds.
     let user = users(&app, 1).await.remove(0);
     join(&app, concert, &user).await;
-    let worker = spawn_worker(app.config.clone()).await;
-    eventually(Duration::from_secs(3), "policy published", || async {
+    let worker = spawn_worker(&app.config).await;
+    eventually("policy published", Duration::from_secs(3), || async {
         let s = state(&app, concert).await;
         field(&s, "policy_rate") == 7 && field(&s, "max_active") == 70
     })
     .await;
     put_policy(&app, concert, policy(9, 90, 30, 20, false)).await;
     eventually(
-        Duration::from_secs(3),
         "policy change published",
+        Duration::from_secs(3),
         || async { field(&state(&app, concert).await, "policy_rate") == 9 },
     )
     .await;
