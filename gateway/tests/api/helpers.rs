@@ -466,39 +466,75 @@ pub async fn seat_ids(pg: &PgPool, section: i64) -> Vec<i64> {
         .expect("seat ids")
 }
 
-/// Waits until `check` holds, polling, and fails the test with `what` after `timeout`. The
-/// condition is what the test waits for; the poll interval only bounds how late it notices.
-pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
+/// What a check of [`eventually`] answers: `bool` (done or not yet), or `Option<T>` (the value
+/// it was waiting for, or not yet).
+pub trait Outcome {
+    /// What [`eventually`] returns once the check is done.
+    type Value;
+    /// `Some` once done.
+    fn done(self) -> Option<Self::Value>;
+}
+
+impl Outcome for bool {
+    type Value = ();
+    fn done(self) -> Option<()> {
+        self.then_some(())
+    }
+}
+
+impl<T> Outcome for Option<T> {
+    type Value = T;
+    fn done(self) -> Option<T> {
+        self
+    }
+}
+
+/// Waits until `check` is done (`true`, or `Some(value)`, which it returns), polling, and fails
+/// the test with `what` after `timeout`. The condition is what the test waits for; the poll
+/// interval (20 ms) only bounds how late it notices, which the latency assertions of the queue
+/// tests allow for.
+pub async fn eventually<F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut check: F,
+) -> <Fut::Output as Outcome>::Value
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
+    Fut: std::future::Future,
+    Fut::Output: Outcome,
 {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if check().await {
-            return;
+        if let Some(value) = check().await.done() {
+            return value;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
             "timed out after {timeout:?} waiting for {what}"
         );
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-/// A worker's loops running in-process.
+/// A worker running in-process: its loops, spawned directly rather than through
+/// `Worker::run`, so that a test can kill them wherever they are. (`run` adds only the
+/// worker's own admin listener, which no test reads, and the pool's close, done here in
+/// [`TestWorker::stop`].)
 pub struct TestWorker {
+    deps: boxoffice_worker::startup::Deps,
     cancel: tokio_util::sync::CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl TestWorker {
-    /// Stops the loops at their next safe point and waits for them.
+    /// Stops the loops at their next safe point, waits for them (failing the test if one
+    /// panicked) and closes the worker's Postgres pool, as `Worker::run` does.
     pub async fn stop(self) {
         self.cancel.cancel();
         for task in self.tasks {
             task.await.expect("worker loop");
         }
+        self.deps.pg.close().await;
     }
 
     /// Kills the loops wherever they are (mid-batch included), like a crashed process.
@@ -512,12 +548,18 @@ impl TestWorker {
     }
 }
 
-/// Starts the worker's loops with `config` (same namespace as the app under test).
+/// Starts every loop of a worker with `config` (the same namespace as the app under test, and
+/// its own `worker_id` when a test runs two).
 pub async fn spawn_worker(config: &Config) -> TestWorker {
     let worker = boxoffice_worker::startup::Worker::build(config.clone())
         .await
         .expect(START_HINT);
+    let deps = worker.context().clone();
     let cancel = tokio_util::sync::CancellationToken::new();
-    let tasks = boxoffice_worker::loops(worker.context(), &cancel);
-    TestWorker { cancel, tasks }
+    let tasks = boxoffice_worker::loops(&deps, &cancel);
+    TestWorker {
+        deps,
+        cancel,
+        tasks,
+    }
 }
