@@ -204,10 +204,7 @@ pub const CHECKS: &[Check] = &[
 ];
 
 /// Runs the audit: every Postgres check, then Redis against Postgres.
-pub async fn run(config: &Config, args: &[String]) -> anyhow::Result<()> {
-    if !args.is_empty() {
-        anyhow::bail!("unknown audit options {args:?}; the audit takes none");
-    }
+pub async fn run(config: &Config) -> anyhow::Result<()> {
     let pg = startup::pg_pool(config).await?;
     println!(
         "audit: Postgres invariants (brief §2: 1 no oversell, 4 money is exact, 5 nothing lost)"

@@ -26,11 +26,11 @@
 use std::{
     fmt::Write as _,
     io::Write as _,
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use boxoffice_domain::{identity::AccessTokens, identity::UserId, tokens::Signer, Config};
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use sqlx::{PgConnection, Postgres, Transaction};
@@ -65,35 +65,20 @@ const SEED_LOCK: i64 = 0x5eed;
 /// enough that memory stays flat while 550,000 seat rows stream through.
 const COPY_CHUNK_BYTES: usize = 1 << 20;
 
-/// Parsed command-line options.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Options {
-    force: bool,
-    tokens_csv: Option<PathBuf>,
-}
-
-fn parse_args(args: &[String]) -> anyhow::Result<Options> {
-    let mut options = Options::default();
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--force" => options.force = true,
-            "--tokens-csv" => {
-                let path = args.next().context("--tokens-csv needs a path")?;
-                options.tokens_csv = Some(PathBuf::from(path));
-            }
-            other => match other.strip_prefix("--tokens-csv=") {
-                Some(path) => options.tokens_csv = Some(PathBuf::from(path)),
-                None => bail!("unknown seed option {other:?}; expected --force, --tokens-csv PATH"),
-            },
-        }
-    }
-    Ok(options)
+/// The options of `boxoffice-worker seed`, parsed by the binary's command line.
+#[derive(Debug, Default, Clone, PartialEq, Eq, clap::Args)]
+pub struct Options {
+    /// Truncate every table of the schema first, then seed (Redis's hot state is left alone).
+    #[arg(long)]
+    pub force: bool,
+    /// Write `userId,accessToken` for every seeded user to PATH, signed with the configured
+    /// secret and TTL, whether or not seeding was skipped.
+    #[arg(long, value_name = "PATH")]
+    pub tokens_csv: Option<PathBuf>,
 }
 
 /// Seeds the database (or skips when seeded), then writes the token file if asked to.
-pub async fn run(config: &Config, args: &[String]) -> anyhow::Result<()> {
-    let options = parse_args(args)?;
+pub async fn run(config: &Config, options: &Options) -> anyhow::Result<()> {
     let pg = startup::pg_pool(config).await?;
     let started = Instant::now();
     let mut tx = pg.begin().await.context("starting the seed transaction")?;
@@ -125,8 +110,8 @@ pub async fn run(config: &Config, args: &[String]) -> anyhow::Result<()> {
             started.elapsed().as_secs_f64()
         );
     }
-    if let Some(path) = options.tokens_csv {
-        write_tokens(config, &pg, &path).await?;
+    if let Some(path) = &options.tokens_csv {
+        write_tokens(config, &pg, path).await?;
     }
     pg.close().await;
     Ok(())
@@ -408,7 +393,7 @@ fn seat_rows() -> impl Iterator<Item = String> {
 }
 
 /// Writes `userId,accessToken` for every seeded user that exists.
-async fn write_tokens(config: &Config, pg: &sqlx::PgPool, path: &PathBuf) -> anyhow::Result<()> {
+async fn write_tokens(config: &Config, pg: &sqlx::PgPool, path: &Path) -> anyhow::Result<()> {
     let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id <= $1 ORDER BY id")
         .bind(USERS)
         .fetch_all(pg)
@@ -450,19 +435,6 @@ mod tests {
 
     fn fields(row: &str) -> Vec<&str> {
         row.trim_end_matches('\n').split('\t').collect()
-    }
-
-    #[test]
-    fn options_accept_force_and_a_token_path_in_both_spellings() {
-        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(parse_args(&[]).unwrap(), Options::default());
-        let parsed = parse_args(&args(&["--force", "--tokens-csv", "t.csv"])).unwrap();
-        assert!(parsed.force);
-        assert_eq!(parsed.tokens_csv, Some(PathBuf::from("t.csv")));
-        let parsed = parse_args(&args(&["--tokens-csv=u.csv"])).unwrap();
-        assert_eq!(parsed.tokens_csv, Some(PathBuf::from("u.csv")));
-        assert!(parse_args(&args(&["--tokens-csv"])).is_err());
-        assert!(parse_args(&args(&["--frce"])).is_err());
     }
 
     #[test]
