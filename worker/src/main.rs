@@ -44,8 +44,9 @@ enum Command {
     Seed(seed::Options),
     /// Check the sales and money invariants in Postgres and Redis; exit 1 on any violation.
     ///
-    /// Prints one PASS/FAIL line per check on stdout. Run it on a quiet system: checks that can
-    /// catch a payment or an expiry mid-flight are retried for a few seconds.
+    /// Prints one PASS/FAIL line per check on stdout (a FAIL names up to five offending rows
+    /// by id). Run it on a quiet system: checks that can catch a payment or an expiry
+    /// mid-flight are retried for a few seconds.
     Audit,
 }
 
