@@ -1,7 +1,7 @@
 //! `boxoffice-worker audit`: checks the sales and money invariants after a load test (or at
 //! any time) and prints one PASS/FAIL line per check, then a verdict. Exits non-zero when any
 //! check fails. A failed check names up to [`SAMPLE`] offending rows by id (`seat 17`), so an
-//! operator can look.
+//! operator can look; each step's progress and elapsed time go to stderr.
 //!
 //! Postgres is the truth, so the first checks are the brief's invariants 1 and 4 as the
 //! database sees them:
@@ -39,7 +39,7 @@ use fred::prelude::*;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::startup;
+use crate::{progress::Step, startup};
 
 /// How often a check that can be caught mid-flight is evaluated, one second apart, before it
 /// counts as failed.
@@ -252,28 +252,42 @@ pub const CHECKS: &[Check] = &[
     },
 ];
 
-/// Runs the audit: every Postgres check, then Redis against Postgres.
+/// Runs the audit: every Postgres check, then Redis against Postgres. The report goes to
+/// stdout; each step's progress to stderr.
 pub async fn run(config: &Config) -> anyhow::Result<()> {
+    let step = Step::start("audit", "connecting to Postgres");
     let pg = startup::pg_pool(config).await?;
+    step.done("connected");
     println!(
         "audit: Postgres invariants (brief §2: 1 no oversell, 4 money is exact, 5 nothing lost)"
     );
     let mut outcomes = Vec::new();
-    for check in CHECKS {
+    for (i, check) in CHECKS.iter().enumerate() {
+        let step = Step::start(
+            "audit",
+            format!("check {}/{}: {}", i + 1, CHECKS.len(), check.name),
+        );
         let outcome = postgres_check(&pg, check).await?;
+        step.done(verdict(&outcome));
         print(&outcome);
         outcomes.push(outcome);
     }
+    let step = Step::start("audit", "finding the schedules Redis has loaded");
     let redis = boxoffice_domain::redis::connect(&config.redis_url, 2)
         .await
         .context("connecting to Redis")?;
     let keys = Keys::new(&config.redis_namespace);
     let schedules = loaded_schedules(&pg, &redis, &keys).await?;
+    step.done(format_args!("{} schedules", schedules.len()));
     println!(
         "audit: Redis inventory against Postgres ({} schedules loaded in Redis)",
         schedules.len()
     );
-    for outcome in redis_checks(&pg, &redis, &keys, &schedules).await? {
+    let step = Step::start("audit", "comparing Redis with Postgres");
+    let compared = redis_checks(&pg, &redis, &keys, &schedules).await?;
+    let failed = compared.iter().filter(|o| o.violations != 0).count();
+    step.done(if failed == 0 { "PASS" } else { "FAIL" });
+    for outcome in compared {
         print(&outcome);
         outcomes.push(outcome);
     }

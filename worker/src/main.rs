@@ -45,8 +45,8 @@ enum Command {
     /// Check the sales and money invariants in Postgres and Redis; exit 1 on any violation.
     ///
     /// Prints one PASS/FAIL line per check on stdout (a FAIL names up to five offending rows
-    /// by id). Run it on a quiet system: checks that can catch a payment or an expiry
-    /// mid-flight are retried for a few seconds.
+    /// by id) and each step's progress on stderr. Run it on a quiet system: checks that can
+    /// catch a payment or an expiry mid-flight are retried for a few seconds.
     Audit,
 }
 

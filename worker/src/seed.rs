@@ -35,7 +35,7 @@ use boxoffice_domain::{identity::AccessTokens, identity::UserId, tokens::Signer,
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use sqlx::{PgConnection, Postgres, Transaction};
 
-use crate::startup;
+use crate::{progress::Step, startup};
 
 /// Seeded users, ids 1..=USERS (brief §4).
 pub const USERS: i64 = 10_000;
@@ -79,8 +79,12 @@ pub struct Options {
 
 /// Seeds the database (or skips when seeded), then writes the token file if asked to.
 pub async fn run(config: &Config, options: &Options) -> anyhow::Result<()> {
+    let step = Step::start("seed", "connecting to Postgres");
     let pg = startup::pg_pool(config).await?;
+    step.done("connected");
     let started = Instant::now();
+    // Waiting here means another seeder holds the lock: say so before blocking on it.
+    let step = Step::start("seed", "taking the seed lock");
     let mut tx = pg.begin().await.context("starting the seed transaction")?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(SEED_LOCK)
@@ -89,6 +93,11 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<()> {
     let seeded: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users)")
         .fetch_one(&mut *tx)
         .await?;
+    step.done(if seeded {
+        "taken, users exist"
+    } else {
+        "taken, no users yet"
+    });
     if seeded && !options.force {
         tx.rollback().await?;
         println!("seed: users already exist, skipped (use --force to truncate and reseed)");
@@ -97,13 +106,17 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<()> {
             truncate_all(&mut tx).await?;
         }
         let counts = write_all(&mut tx, Utc::now().trunc_subsecs(0)).await?;
+        let step = Step::start("seed", "commit");
         tx.commit().await.context("committing the seed")?;
+        step.done("done");
         // Fresh statistics, so the first queries after a seed get sane plans.
+        let step = Step::start("seed", "analyze");
         sqlx::query(
             "ANALYZE users, point_balances, point_ledger, concerts, schedules, sections, seats",
         )
         .execute(&pg)
         .await?;
+        step.done("done");
         println!(
             "seed: {} in {:.1}s",
             counts.join(", "),
@@ -126,10 +139,12 @@ async fn truncate_all(tx: &mut Transaction<'static, Postgres>) -> anyhow::Result
     .fetch_one(&mut **tx)
     .await?;
     if let Some(tables) = tables {
+        let step = Step::start("seed", "truncate (--force)");
         sqlx::query(&format!("TRUNCATE {tables} RESTART IDENTITY CASCADE"))
             .execute(&mut **tx)
             .await
             .context("truncating for --force")?;
+        step.done("done");
         println!("seed: --force, truncated {tables}");
     }
     Ok(())
@@ -212,12 +227,15 @@ async fn write_all(
     Ok(counts)
 }
 
-/// Streams `rows` (COPY text lines, each ending in `\n`) into `target` in ~1 MiB chunks.
+/// Streams `rows` (COPY text lines, each ending in `\n`) into `target` in ~1 MiB chunks and
+/// returns the rows written, as one progress step named after the table.
 async fn copy(
     conn: &mut PgConnection,
     target: &str,
     rows: impl Iterator<Item = String>,
 ) -> anyhow::Result<u64> {
+    let table = target.split_once(' ').map_or(target, |(table, _)| table);
+    let step = Step::start("seed", table);
     let mut copy = conn
         .copy_in_raw(&format!("COPY {target} FROM STDIN"))
         .await
@@ -233,9 +251,12 @@ async fn copy(
     if !chunk.is_empty() {
         copy.send(chunk.as_bytes()).await?;
     }
-    copy.finish()
+    let rows = copy
+        .finish()
         .await
-        .with_context(|| format!("finishing COPY {target}"))
+        .with_context(|| format!("finishing COPY {target}"))?;
+    step.done(format_args!("{rows} rows"));
+    Ok(rows)
 }
 
 /// A timestamp as COPY's text format reads it.
@@ -394,6 +415,7 @@ fn seat_rows() -> impl Iterator<Item = String> {
 
 /// Writes `userId,accessToken` for every seeded user that exists.
 async fn write_tokens(config: &Config, pg: &sqlx::PgPool, path: &Path) -> anyhow::Result<()> {
+    let step = Step::start("seed", format!("access tokens to {}", path.display()));
     let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id <= $1 ORDER BY id")
         .bind(USERS)
         .fetch_all(pg)
@@ -410,6 +432,7 @@ async fn write_tokens(config: &Config, pg: &sqlx::PgPool, path: &Path) -> anyhow
         writeln!(out, "{id},{}", tokens.issue(UserId::new(*id)))?;
     }
     out.flush()?;
+    step.done(format_args!("{} tokens", ids.len()));
     println!(
         "seed: wrote {} access tokens (valid {}) to {}",
         ids.len(),
