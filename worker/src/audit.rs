@@ -1,6 +1,7 @@
 //! `boxoffice-worker audit`: checks the sales and money invariants after a load test (or at
 //! any time) and prints one PASS/FAIL line per check, then a verdict. Exits non-zero when any
-//! check fails.
+//! check fails. A failed check names up to [`SAMPLE`] offending rows by id (`seat 17`), so an
+//! operator can look; each step's progress and elapsed time go to stderr.
 //!
 //! Postgres is the truth, so the first checks are the brief's invariants 1 and 4 as the
 //! database sees them:
@@ -37,13 +38,18 @@ use fred::prelude::*;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::startup;
+use crate::{progress::Step, startup};
 
 /// How often a check that can be caught mid-flight is evaluated, one second apart, before it
 /// counts as failed.
 const SETTLE_ATTEMPTS: usize = 6;
 
-/// One Postgres invariant: a query returning `(violations, checked)` as two BIGINTs.
+/// How many offending rows a failed check names: enough for an operator to start looking, few
+/// enough for one report line. Every check's SQL says `LIMIT 5` (a unit test keeps them equal).
+pub const SAMPLE: usize = 5;
+
+/// One Postgres invariant: a query returning `(violations BIGINT, checked BIGINT, offenders
+/// TEXT[])`, the last naming up to [`SAMPLE`] offending rows by id, such as `seat 17`.
 pub struct Check {
     pub name: &'static str,
     /// What `checked` counts, for the report line.
@@ -60,67 +66,93 @@ pub struct Outcome {
     pub unit: &'static str,
     pub violations: i64,
     pub checked: i64,
+    /// Up to [`SAMPLE`] offending rows (or Redis keys), each a kind and an id (`seat 17`),
+    /// so an operator can look them up. Empty when the check passed.
+    pub offenders: Vec<String>,
 }
 
+// The checks come in two shapes. One population, each row good or bad: an `audited (id, bad)`
+// CTE, counted with FILTER and sampled by id. Two populations (a reservation without payment,
+// a payment without reservation): a `bad (id)` CTE of labels, `UNION ALL` so that counts stay
+// per row, sampled by label; `length` first sorts `seat 9` before `seat 10`.
 pub const CHECKS: &[Check] = &[
     Check {
         name: "every confirmed reservation has exactly one payment",
         unit: "reservations",
-        sql: "SELECT
-                (SELECT count(*) FROM reservations r
-                  WHERE NOT EXISTS (SELECT 1 FROM payments p WHERE p.reservation_id = r.id))
-              + (SELECT count(*) FROM payments p
-                  WHERE NOT EXISTS (SELECT 1 FROM reservations r WHERE r.id = p.reservation_id)),
-                (SELECT count(*) FROM reservations)",
+        sql: "WITH bad AS (
+                SELECT 'reservation ' || r.id AS id FROM reservations r
+                 WHERE NOT EXISTS (SELECT 1 FROM payments p WHERE p.reservation_id = r.id)
+                UNION ALL
+                SELECT 'payment ' || p.id FROM payments p
+                 WHERE NOT EXISTS (SELECT 1 FROM reservations r WHERE r.id = p.reservation_id))
+              SELECT (SELECT count(*) FROM bad), (SELECT count(*) FROM reservations),
+                     ARRAY(SELECT id FROM bad ORDER BY length(id), id LIMIT 5)",
         settles: false,
     },
     Check {
         name: "each payment matches its reservation (hold, user, amount)",
         unit: "payments",
-        sql: "SELECT count(*) FILTER (WHERE p.hold_id <> r.hold_id OR p.user_id <> r.user_id
-                                        OR p.amount <> r.amount),
-                     count(*)
-                FROM payments p JOIN reservations r ON r.id = p.reservation_id",
+        sql: "WITH audited AS (
+                SELECT p.id, (p.hold_id <> r.hold_id OR p.user_id <> r.user_id
+                              OR p.amount <> r.amount) AS bad
+                  FROM payments p JOIN reservations r ON r.id = p.reservation_id)
+              SELECT count(*) FILTER (WHERE bad), count(*),
+                     ARRAY(SELECT 'payment ' || id FROM audited WHERE bad ORDER BY id LIMIT 5)
+                FROM audited",
         settles: false,
     },
     Check {
         name: "sold seats = reservation items (one per seated ticket, none for GA)",
         unit: "reservations",
-        sql: "SELECT count(*) FILTER (WHERE CASE WHEN s.kind = 'GA' THEN coalesce(i.n, 0) <> 0
-                                                 ELSE coalesce(i.n, 0) <> r.quantity END),
-                     count(*)
-                FROM reservations r
-                LEFT JOIN sections s ON s.id = r.section_id
-                LEFT JOIN (SELECT reservation_id, count(*) AS n FROM reservation_items
-                            GROUP BY reservation_id) i ON i.reservation_id = r.id",
+        sql: "WITH audited AS (
+                SELECT r.id, CASE WHEN s.kind = 'GA' THEN coalesce(i.n, 0) <> 0
+                                  ELSE coalesce(i.n, 0) <> r.quantity END AS bad
+                  FROM reservations r
+                  LEFT JOIN sections s ON s.id = r.section_id
+                  LEFT JOIN (SELECT reservation_id, count(*) AS n FROM reservation_items
+                              GROUP BY reservation_id) i ON i.reservation_id = r.id)
+              SELECT count(*) FILTER (WHERE bad), count(*),
+                     ARRAY(SELECT 'reservation ' || id FROM audited WHERE bad ORDER BY id LIMIT 5)
+                FROM audited",
         settles: false,
     },
     Check {
         name: "no seat sold twice",
         unit: "sold seats",
-        sql: "SELECT count(*) FILTER (WHERE n > 1), count(*)
-                FROM (SELECT seat_id, count(*) AS n FROM reservation_items GROUP BY seat_id) x",
+        sql: "WITH audited AS (
+                SELECT seat_id AS id, count(*) > 1 AS bad FROM reservation_items GROUP BY seat_id)
+              SELECT count(*) FILTER (WHERE bad), count(*),
+                     ARRAY(SELECT 'seat ' || id FROM audited WHERE bad ORDER BY id LIMIT 5)
+                FROM audited",
         settles: false,
     },
     Check {
         name: "every sold seat belongs to its reservation's schedule",
         unit: "sold seats",
-        sql: "SELECT count(*) FILTER (WHERE se.schedule_id <> r.schedule_id), count(*)
-                FROM reservation_items i
-                JOIN seats se ON se.id = i.seat_id
-                JOIN reservations r ON r.id = i.reservation_id",
+        sql: "WITH audited AS (
+                SELECT i.seat_id AS id, se.schedule_id <> r.schedule_id AS bad
+                  FROM reservation_items i
+                  JOIN seats se ON se.id = i.seat_id
+                  JOIN reservations r ON r.id = i.reservation_id)
+              SELECT count(*) FILTER (WHERE bad), count(*),
+                     ARRAY(SELECT 'seat ' || id FROM audited WHERE bad ORDER BY id LIMIT 5)
+                FROM audited",
         settles: false,
     },
     Check {
         name: "no GA section over capacity; sold = tickets in its reservations",
         unit: "GA sections",
-        sql: "SELECT count(*) FILTER (WHERE s.sold > s.capacity OR coalesce(t.n, 0) > s.capacity
-                                        OR s.sold <> coalesce(t.n, 0)),
-                     count(*)
-                FROM sections s
-                LEFT JOIN (SELECT section_id, sum(quantity)::bigint AS n FROM reservations
-                            WHERE section_id IS NOT NULL GROUP BY section_id) t ON t.section_id = s.id
-               WHERE s.kind = 'GA'",
+        sql: "WITH audited AS (
+                SELECT s.id, (s.sold > s.capacity OR coalesce(t.n, 0) > s.capacity
+                              OR s.sold <> coalesce(t.n, 0)) AS bad
+                  FROM sections s
+                  LEFT JOIN (SELECT section_id, sum(quantity)::bigint AS n FROM reservations
+                              WHERE section_id IS NOT NULL GROUP BY section_id) t
+                         ON t.section_id = s.id
+                 WHERE s.kind = 'GA')
+              SELECT count(*) FILTER (WHERE bad), count(*),
+                     ARRAY(SELECT 'section ' || id FROM audited WHERE bad ORDER BY id LIMIT 5)
+                FROM audited",
         settles: false,
     },
     Check {
@@ -128,57 +160,72 @@ pub const CHECKS: &[Check] = &[
         // reservation items, which must fit the section.
         name: "seated sections: sold seats within capacity, counter unused (0)",
         unit: "seated sections",
-        sql: "SELECT count(*) FILTER (WHERE s.sold <> 0 OR coalesce(t.n, 0) > s.capacity),
-                     count(*)
-                FROM sections s
-                LEFT JOIN (SELECT se.section_id, count(*) AS n FROM reservation_items i
-                             JOIN seats se ON se.id = i.seat_id GROUP BY se.section_id) t
-                       ON t.section_id = s.id
-               WHERE s.kind = 'SEATED'",
+        sql: "WITH audited AS (
+                SELECT s.id, (s.sold <> 0 OR coalesce(t.n, 0) > s.capacity) AS bad
+                  FROM sections s
+                  LEFT JOIN (SELECT se.section_id, count(*) AS n FROM reservation_items i
+                               JOIN seats se ON se.id = i.seat_id GROUP BY se.section_id) t
+                         ON t.section_id = s.id
+                 WHERE s.kind = 'SEATED')
+              SELECT count(*) FILTER (WHERE bad), count(*),
+                     ARRAY(SELECT 'section ' || id FROM audited WHERE bad ORDER BY id LIMIT 5)
+                FROM audited",
         settles: false,
     },
     Check {
         name: "every balance = the sum of its ledger",
         unit: "users",
-        sql: "SELECT count(*) FILTER (WHERE coalesce(b.balance, 0) <> coalesce(l.total, 0)),
-                     count(*)
-                FROM point_balances b
-                FULL JOIN (SELECT user_id, sum(delta)::bigint AS total FROM point_ledger
-                            GROUP BY user_id) l ON l.user_id = b.user_id",
+        sql: "WITH audited AS (
+                SELECT coalesce(b.user_id, l.user_id) AS id,
+                       coalesce(b.balance, 0) <> coalesce(l.total, 0) AS bad
+                  FROM point_balances b
+                  FULL JOIN (SELECT user_id, sum(delta)::bigint AS total FROM point_ledger
+                              GROUP BY user_id) l ON l.user_id = b.user_id)
+              SELECT count(*) FILTER (WHERE bad), count(*),
+                     ARRAY(SELECT 'user ' || id FROM audited WHERE bad ORDER BY id LIMIT 5)
+                FROM audited",
         settles: false,
     },
     Check {
         name: "no negative balance",
         unit: "balances",
-        sql: "SELECT count(*) FILTER (WHERE balance < 0), count(*) FROM point_balances",
+        sql: "WITH audited AS (SELECT user_id AS id, balance < 0 AS bad FROM point_balances)
+              SELECT count(*) FILTER (WHERE bad), count(*),
+                     ARRAY(SELECT 'user ' || id FROM audited WHERE bad ORDER BY id LIMIT 5)
+                FROM audited",
         settles: false,
     },
     Check {
         name: "each payment is one PAYMENT ledger row of -amount (charged once)",
         unit: "payments",
-        sql: "SELECT
-                (SELECT count(*) FROM payments p
-                   LEFT JOIN (SELECT payment_id, count(*) AS n, sum(delta)::bigint AS total
-                                FROM point_ledger WHERE reason = 'PAYMENT' GROUP BY payment_id) l
-                          ON l.payment_id = p.id
-                  WHERE coalesce(l.n, 0) <> 1 OR coalesce(l.total, 0) <> -p.amount)
-              + (SELECT count(*) FROM point_ledger l
-                  WHERE l.reason = 'PAYMENT'
-                    AND (l.payment_id IS NULL
-                         OR NOT EXISTS (SELECT 1 FROM payments p WHERE p.id = l.payment_id))),
-                (SELECT count(*) FROM payments)",
+        sql: "WITH bad AS (
+                SELECT 'payment ' || p.id AS id FROM payments p
+                  LEFT JOIN (SELECT payment_id, count(*) AS n, sum(delta)::bigint AS total
+                               FROM point_ledger WHERE reason = 'PAYMENT' GROUP BY payment_id) l
+                         ON l.payment_id = p.id
+                 WHERE coalesce(l.n, 0) <> 1 OR coalesce(l.total, 0) <> -p.amount
+                UNION ALL
+                SELECT 'ledger row ' || l.id FROM point_ledger l
+                 WHERE l.reason = 'PAYMENT'
+                   AND (l.payment_id IS NULL
+                        OR NOT EXISTS (SELECT 1 FROM payments p WHERE p.id = l.payment_id)))
+              SELECT (SELECT count(*) FROM bad), (SELECT count(*) FROM payments),
+                     ARRAY(SELECT id FROM bad ORDER BY length(id), id LIMIT 5)",
         settles: false,
     },
     Check {
         name: "every reservation's hold is mirrored as PAID, and only those",
         unit: "reservations",
-        sql: "SELECT
-                (SELECT count(*) FROM reservations r LEFT JOIN holds h ON h.id = r.hold_id
-                  WHERE h.id IS NULL OR h.status <> 'PAID')
-              + (SELECT count(*) FROM holds h
-                  WHERE h.status = 'PAID'
-                    AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.hold_id = h.id)),
-                (SELECT count(*) FROM reservations)",
+        sql: "WITH bad AS (
+                SELECT 'hold ' || r.hold_id AS id FROM reservations r
+                  LEFT JOIN holds h ON h.id = r.hold_id
+                 WHERE h.id IS NULL OR h.status <> 'PAID'
+                UNION ALL
+                SELECT 'hold ' || h.id FROM holds h
+                 WHERE h.status = 'PAID'
+                   AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.hold_id = h.id))
+              SELECT (SELECT count(*) FROM bad), (SELECT count(*) FROM reservations),
+                     ARRAY(SELECT id FROM bad ORDER BY length(id), id LIMIT 5)",
         settles: true,
     },
     Check {
@@ -186,47 +233,60 @@ pub const CHECKS: &[Check] = &[
         // migrations/20261130000001): this is what they guarded, and a little more.
         name: "every mirrored hold names its user, schedule, section and seats as they exist",
         unit: "holds",
-        sql: "SELECT
-                (SELECT count(*) FROM holds h
-                  WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = h.user_id)
-                     OR NOT EXISTS (SELECT 1 FROM schedules s WHERE s.id = h.schedule_id)
-                     OR (h.section_id IS NOT NULL AND NOT EXISTS (
-                           SELECT 1 FROM sections x
-                            WHERE x.id = h.section_id AND x.schedule_id = h.schedule_id)))
-              + (SELECT count(*) FROM hold_seats hs
-                  WHERE NOT EXISTS (
-                    SELECT 1 FROM holds h JOIN seats s ON s.schedule_id = h.schedule_id
-                     WHERE h.id = hs.hold_id AND s.id = hs.seat_id)),
-                (SELECT count(*) FROM holds)",
+        sql: "WITH bad AS (
+                SELECT 'hold ' || h.id AS id FROM holds h
+                 WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = h.user_id)
+                    OR NOT EXISTS (SELECT 1 FROM schedules s WHERE s.id = h.schedule_id)
+                    OR (h.section_id IS NOT NULL AND NOT EXISTS (
+                          SELECT 1 FROM sections x
+                           WHERE x.id = h.section_id AND x.schedule_id = h.schedule_id))
+                UNION ALL
+                SELECT 'hold ' || hs.hold_id || ' seat ' || hs.seat_id FROM hold_seats hs
+                 WHERE NOT EXISTS (
+                   SELECT 1 FROM holds h JOIN seats s ON s.schedule_id = h.schedule_id
+                    WHERE h.id = hs.hold_id AND s.id = hs.seat_id))
+              SELECT (SELECT count(*) FROM bad), (SELECT count(*) FROM holds),
+                     ARRAY(SELECT id FROM bad ORDER BY length(id), id LIMIT 5)",
         settles: false,
     },
 ];
 
-/// Runs the audit: every Postgres check, then Redis against Postgres.
-pub async fn run(config: &Config, args: &[String]) -> anyhow::Result<()> {
-    if !args.is_empty() {
-        anyhow::bail!("unknown audit options {args:?}; the audit takes none");
-    }
+/// Runs the audit: every Postgres check, then Redis against Postgres. The report goes to
+/// stdout; each step's progress to stderr.
+pub async fn run(config: &Config) -> anyhow::Result<()> {
+    let step = Step::start("audit", "connecting to Postgres");
     let pg = startup::pg_pool(config).await?;
+    step.done("connected");
     println!(
         "audit: Postgres invariants (brief §2: 1 no oversell, 4 money is exact, 5 nothing lost)"
     );
     let mut outcomes = Vec::new();
-    for check in CHECKS {
+    for (i, check) in CHECKS.iter().enumerate() {
+        let step = Step::start(
+            "audit",
+            format!("check {}/{}: {}", i + 1, CHECKS.len(), check.name),
+        );
         let outcome = postgres_check(&pg, check).await?;
+        step.done(verdict(&outcome));
         print(&outcome);
         outcomes.push(outcome);
     }
+    let step = Step::start("audit", "finding the schedules Redis has loaded");
     let redis = boxoffice_domain::redis::connect(&config.redis_url, 2)
         .await
         .context("connecting to Redis")?;
     let keys = Keys::new(&config.redis_namespace);
     let schedules = loaded_schedules(&pg, &redis, &keys).await?;
+    step.done(format_args!("{} schedules", schedules.len()));
     println!(
         "audit: Redis inventory against Postgres ({} schedules loaded in Redis)",
         schedules.len()
     );
-    for outcome in redis_checks(&pg, &redis, &keys, &schedules).await? {
+    let step = Step::start("audit", "comparing Redis with Postgres");
+    let compared = redis_checks(&pg, &redis, &keys, &schedules).await?;
+    let failed = compared.iter().filter(|o| o.violations != 0).count();
+    step.done(if failed == 0 { "PASS" } else { "FAIL" });
+    for outcome in compared {
         print(&outcome);
         outcomes.push(outcome);
     }
@@ -239,12 +299,39 @@ pub async fn run(config: &Config, args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn verdict(o: &Outcome) -> &'static str {
+    if o.violations == 0 {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+/// Prints the report line of one check; a failed one ends with the rows it names.
 fn print(o: &Outcome) {
-    let verdict = if o.violations == 0 { "PASS" } else { "FAIL" };
     println!(
-        "{verdict}  {:<72} {} violation(s) in {} {}",
-        o.name, o.violations, o.checked, o.unit
+        "{}  {:<72} {} violation(s) in {} {}{}",
+        verdict(o),
+        o.name,
+        o.violations,
+        o.checked,
+        o.unit,
+        offenders(o)
     );
+}
+
+/// ` (seat 17, seat 18)`, with `, ...` when the check found more than it names; empty when
+/// there is nothing to name.
+fn offenders(o: &Outcome) -> String {
+    if o.offenders.is_empty() {
+        return String::new();
+    }
+    let more = if o.violations > o.offenders.len() as i64 {
+        ", ..."
+    } else {
+        ""
+    };
+    format!(" ({}{more})", o.offenders.join(", "))
 }
 
 /// Runs one Postgres check; a `settles` check that fails is retried, because the stream sink
@@ -278,7 +365,7 @@ where
 
 /// Evaluates one check once, on `conn` (tests run it inside a transaction they roll back).
 pub async fn evaluate(conn: &mut PgConnection, check: &Check) -> anyhow::Result<Outcome> {
-    let (violations, checked) = sqlx::query_as::<_, (i64, i64)>(check.sql)
+    let (violations, checked, offenders) = sqlx::query_as::<_, (i64, i64, Vec<String>)>(check.sql)
         .fetch_one(conn)
         .await
         .with_context(|| format!("audit check {:?}", check.name))?;
@@ -287,6 +374,7 @@ pub async fn evaluate(conn: &mut PgConnection, check: &Check) -> anyhow::Result<
         unit: check.unit,
         violations,
         checked,
+        offenders,
     })
 }
 
@@ -384,23 +472,38 @@ pub async fn compare_inventory(
             "holds",
             &expected.holds,
             &actual.holds,
+            |hold| format!("hold {hold}"),
         ),
         diff(
             "Redis seat owners = sold seats and the seats of HELD holds",
             "seats",
             &expected.owners,
             &actual.owners,
+            |(_, seat)| format!("seat {seat}"),
         ),
         {
             // A negative expectation means Postgres's own HELD holds exceed what is left: a
             // violation even where Redis agrees.
+            let section = |id: &i64| format!("section {id}");
             let mut ga = diff(
                 "Redis GA places left = capacity - sold - held, never below 0",
                 "GA sections",
                 &expected.ga,
                 &actual.ga,
+                section,
             );
-            ga.violations += expected.ga.values().filter(|left| **left < 0).count() as i64;
+            let below: Vec<&i64> = expected
+                .ga
+                .iter()
+                .filter(|(_, left)| **left < 0)
+                .map(|(id, _)| id)
+                .collect();
+            ga.violations += below.len() as i64;
+            for id in below.into_iter().map(section) {
+                if ga.offenders.len() < SAMPLE && !ga.offenders.contains(&id) {
+                    ga.offenders.push(id);
+                }
+            }
             ga
         },
         diff(
@@ -408,26 +511,32 @@ pub async fn compare_inventory(
             "user schedules",
             &expected.tickets,
             &actual.tickets,
+            |(schedule, user)| format!("user {user} schedule {schedule}"),
         ),
     ])
 }
 
-/// Counts the keys on which two maps disagree (missing on either side included).
+/// Counts the keys on which two maps disagree (missing on either side included) and names the
+/// first few by `label`.
 fn diff<K: Ord, V: PartialEq>(
     name: &'static str,
     unit: &'static str,
     expected: &BTreeMap<K, V>,
     actual: &BTreeMap<K, V>,
+    label: impl Fn(&K) -> String,
 ) -> Outcome {
     let keys: BTreeSet<&K> = expected.keys().chain(actual.keys()).collect();
+    let disagree: Vec<&K> = keys
+        .iter()
+        .copied()
+        .filter(|k| expected.get(*k) != actual.get(*k))
+        .collect();
     Outcome {
         name,
         unit,
-        violations: keys
-            .iter()
-            .filter(|k| expected.get(k) != actual.get(k))
-            .count() as i64,
+        violations: disagree.len() as i64,
         checked: keys.len() as i64,
+        offenders: disagree.into_iter().take(SAMPLE).map(label).collect(),
     }
 }
 
@@ -605,4 +714,50 @@ async fn from_redis(
         }
     }
     Ok(inv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_check_names_at_most_sample_rows() {
+        for check in CHECKS {
+            assert_eq!(
+                check.sql.matches("LIMIT ").count(),
+                1,
+                "{:?} samples once",
+                check.name
+            );
+            assert!(
+                check.sql.contains(&format!("LIMIT {SAMPLE})")),
+                "{:?} names up to {SAMPLE} rows",
+                check.name
+            );
+        }
+    }
+
+    #[test]
+    fn a_redis_disagreement_names_its_keys_in_order_up_to_the_sample() {
+        let expected: BTreeMap<i64, i64> = (1..=8).map(|seat| (seat, 0)).collect();
+        let mut actual = expected.clone();
+        actual.insert(3, 1);
+        actual.remove(&9);
+        actual.insert(10, 0);
+        let outcome = diff("seats", "seats", &expected, &actual, |s| {
+            format!("seat {s}")
+        });
+        assert_eq!(outcome.violations, 2);
+        assert_eq!(outcome.checked, 9);
+        assert_eq!(outcome.offenders, ["seat 3", "seat 10"]);
+
+        let none: BTreeMap<i64, i64> = BTreeMap::new();
+        let outcome = diff("seats", "seats", &expected, &none, |s| format!("seat {s}"));
+        assert_eq!(outcome.violations, 8);
+        assert_eq!(outcome.offenders.len(), SAMPLE);
+        assert_eq!(
+            offenders(&outcome),
+            " (seat 1, seat 2, seat 3, seat 4, seat 5, ...)"
+        );
+    }
 }

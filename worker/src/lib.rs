@@ -4,6 +4,7 @@ pub mod admission;
 pub mod audit;
 pub mod hold_expiry;
 pub mod notifier;
+pub mod progress;
 pub mod reconciler;
 pub mod seed;
 pub mod shutdown;

@@ -26,16 +26,16 @@
 use std::{
     fmt::Write as _,
     io::Write as _,
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use boxoffice_domain::{identity::AccessTokens, ids::UserId, tokens::Signer, Config};
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use sqlx::{PgConnection, Postgres, Transaction};
 
-use crate::startup;
+use crate::{progress::Step, startup};
 
 /// Seeded users, ids 1..=USERS (brief §4).
 pub const USERS: i64 = 10_000;
@@ -65,37 +65,26 @@ const SEED_LOCK: i64 = 0x5eed;
 /// enough that memory stays flat while 550,000 seat rows stream through.
 const COPY_CHUNK_BYTES: usize = 1 << 20;
 
-/// Parsed command-line options.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Options {
-    force: bool,
-    tokens_csv: Option<PathBuf>,
-}
-
-fn parse_args(args: &[String]) -> anyhow::Result<Options> {
-    let mut options = Options::default();
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--force" => options.force = true,
-            "--tokens-csv" => {
-                let path = args.next().context("--tokens-csv needs a path")?;
-                options.tokens_csv = Some(PathBuf::from(path));
-            }
-            other => match other.strip_prefix("--tokens-csv=") {
-                Some(path) => options.tokens_csv = Some(PathBuf::from(path)),
-                None => bail!("unknown seed option {other:?}; expected --force, --tokens-csv PATH"),
-            },
-        }
-    }
-    Ok(options)
+/// The options of `boxoffice-worker seed`, parsed by the binary's command line.
+#[derive(Debug, Default, Clone, PartialEq, Eq, clap::Args)]
+pub struct Options {
+    /// Truncate every table of the schema first, then seed (Redis's hot state is left alone).
+    #[arg(long)]
+    pub force: bool,
+    /// Write `userId,accessToken` for every seeded user to PATH, signed with the configured
+    /// secret and TTL, whether or not seeding was skipped.
+    #[arg(long, value_name = "PATH")]
+    pub tokens_csv: Option<PathBuf>,
 }
 
 /// Seeds the database (or skips when seeded), then writes the token file if asked to.
-pub async fn run(config: &Config, args: &[String]) -> anyhow::Result<()> {
-    let options = parse_args(args)?;
+pub async fn run(config: &Config, options: &Options) -> anyhow::Result<()> {
+    let step = Step::start("seed", "connecting to Postgres");
     let pg = startup::pg_pool(config).await?;
+    step.done("connected");
     let started = Instant::now();
+    // Waiting here means another seeder holds the lock: say so before blocking on it.
+    let step = Step::start("seed", "taking the seed lock");
     let mut tx = pg.begin().await.context("starting the seed transaction")?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(SEED_LOCK)
@@ -104,6 +93,11 @@ pub async fn run(config: &Config, args: &[String]) -> anyhow::Result<()> {
     let seeded: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users)")
         .fetch_one(&mut *tx)
         .await?;
+    step.done(if seeded {
+        "taken, users exist"
+    } else {
+        "taken, no users yet"
+    });
     if seeded && !options.force {
         tx.rollback().await?;
         println!("seed: users already exist, skipped (use --force to truncate and reseed)");
@@ -112,21 +106,25 @@ pub async fn run(config: &Config, args: &[String]) -> anyhow::Result<()> {
             truncate_all(&mut tx).await?;
         }
         let counts = write_all(&mut tx, Utc::now().trunc_subsecs(0)).await?;
+        let step = Step::start("seed", "commit");
         tx.commit().await.context("committing the seed")?;
+        step.done("done");
         // Fresh statistics, so the first queries after a seed get sane plans.
+        let step = Step::start("seed", "analyze");
         sqlx::query(
             "ANALYZE users, point_balances, point_ledger, concerts, schedules, sections, seats",
         )
         .execute(&pg)
         .await?;
+        step.done("done");
         println!(
             "seed: {} in {:.1}s",
             counts.join(", "),
             started.elapsed().as_secs_f64()
         );
     }
-    if let Some(path) = options.tokens_csv {
-        write_tokens(config, &pg, &path).await?;
+    if let Some(path) = &options.tokens_csv {
+        write_tokens(config, &pg, path).await?;
     }
     pg.close().await;
     Ok(())
@@ -141,10 +139,12 @@ async fn truncate_all(tx: &mut Transaction<'static, Postgres>) -> anyhow::Result
     .fetch_one(&mut **tx)
     .await?;
     if let Some(tables) = tables {
+        let step = Step::start("seed", "truncate (--force)");
         sqlx::query(&format!("TRUNCATE {tables} RESTART IDENTITY CASCADE"))
             .execute(&mut **tx)
             .await
             .context("truncating for --force")?;
+        step.done("done");
         println!("seed: --force, truncated {tables}");
     }
     Ok(())
@@ -227,12 +227,15 @@ async fn write_all(
     Ok(counts)
 }
 
-/// Streams `rows` (COPY text lines, each ending in `\n`) into `target` in ~1 MiB chunks.
+/// Streams `rows` (COPY text lines, each ending in `\n`) into `target` in ~1 MiB chunks and
+/// returns the rows written, as one progress step named after the table.
 async fn copy(
     conn: &mut PgConnection,
     target: &str,
     rows: impl Iterator<Item = String>,
 ) -> anyhow::Result<u64> {
+    let table = target.split_once(' ').map_or(target, |(table, _)| table);
+    let step = Step::start("seed", table);
     let mut copy = conn
         .copy_in_raw(&format!("COPY {target} FROM STDIN"))
         .await
@@ -248,9 +251,12 @@ async fn copy(
     if !chunk.is_empty() {
         copy.send(chunk.as_bytes()).await?;
     }
-    copy.finish()
+    let rows = copy
+        .finish()
         .await
-        .with_context(|| format!("finishing COPY {target}"))
+        .with_context(|| format!("finishing COPY {target}"))?;
+    step.done(format_args!("{rows} rows"));
+    Ok(rows)
 }
 
 /// A timestamp as COPY's text format reads it.
@@ -408,7 +414,8 @@ fn seat_rows() -> impl Iterator<Item = String> {
 }
 
 /// Writes `userId,accessToken` for every seeded user that exists.
-async fn write_tokens(config: &Config, pg: &sqlx::PgPool, path: &PathBuf) -> anyhow::Result<()> {
+async fn write_tokens(config: &Config, pg: &sqlx::PgPool, path: &Path) -> anyhow::Result<()> {
+    let step = Step::start("seed", format!("access tokens to {}", path.display()));
     let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id <= $1 ORDER BY id")
         .bind(USERS)
         .fetch_all(pg)
@@ -425,6 +432,7 @@ async fn write_tokens(config: &Config, pg: &sqlx::PgPool, path: &PathBuf) -> any
         writeln!(out, "{id},{}", tokens.issue(UserId::new(*id)))?;
     }
     out.flush()?;
+    step.done(format_args!("{} tokens", ids.len()));
     println!(
         "seed: wrote {} access tokens (valid {}) to {}",
         ids.len(),
@@ -450,19 +458,6 @@ mod tests {
 
     fn fields(row: &str) -> Vec<&str> {
         row.trim_end_matches('\n').split('\t').collect()
-    }
-
-    #[test]
-    fn options_accept_force_and_a_token_path_in_both_spellings() {
-        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(parse_args(&[]).unwrap(), Options::default());
-        let parsed = parse_args(&args(&["--force", "--tokens-csv", "t.csv"])).unwrap();
-        assert!(parsed.force);
-        assert_eq!(parsed.tokens_csv, Some(PathBuf::from("t.csv")));
-        let parsed = parse_args(&args(&["--tokens-csv=u.csv"])).unwrap();
-        assert_eq!(parsed.tokens_csv, Some(PathBuf::from("u.csv")));
-        assert!(parse_args(&args(&["--tokens-csv"])).is_err());
-        assert!(parse_args(&args(&["--frce"])).is_err());
     }
 
     #[test]

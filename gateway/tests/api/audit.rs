@@ -17,8 +17,9 @@ use crate::helpers::{
 };
 
 /// Evaluates the Postgres check named `name` (a prefix), then again after `corruption` (SQL
-/// statements run in the same transaction), and rolls everything back.
-async fn violations_added_by(app: &TestApp, name: &str, corruption: &[String]) -> i64 {
+/// statements run in the same transaction), and rolls everything back. Returns the violations
+/// the corruption added and the outcome it left.
+async fn violations_added_by(app: &TestApp, name: &str, corruption: &[String]) -> (i64, Outcome) {
     let check = CHECKS
         .iter()
         .find(|c| c.name.starts_with(name))
@@ -30,7 +31,12 @@ async fn violations_added_by(app: &TestApp, name: &str, corruption: &[String]) -
     }
     let after = audit::evaluate(&mut tx, check).await.unwrap();
     tx.rollback().await.unwrap();
-    after.violations - before.violations
+    (after.violations - before.violations, after)
+}
+
+/// Whether a failed check names `row`; a check that found more than it names may name others.
+fn names(outcome: &Outcome, row: &str) -> bool {
+    outcome.offenders.iter().any(|o| o == row) || outcome.offenders.len() == audit::SAMPLE
 }
 
 fn find<'a>(outcomes: &'a [Outcome], name: &str) -> &'a Outcome {
@@ -110,10 +116,10 @@ async fn every_audit_check_passes_on_real_sales_and_fails_on_its_corruption() {
         .hset(&owners, (seats[5].to_string(), "sold"))
         .await
         .unwrap();
-    assert_eq!(
-        find(&once().await.unwrap(), "Redis seat owners").violations,
-        1
-    );
+    let outcomes = once().await.unwrap();
+    let owners_check = find(&outcomes, "Redis seat owners");
+    assert_eq!(owners_check.violations, 1);
+    assert_eq!(owners_check.offenders, [format!("seat {}", seats[5])]);
     let _: () = redis.hdel(&owners, seats[5].to_string()).await.unwrap();
 
     let _: () = redis.incr_by(&counter, 1).await.unwrap();
@@ -153,18 +159,23 @@ async fn every_audit_check_passes_on_real_sales_and_fails_on_its_corruption() {
     let seat_hold_id = field(&seat_hold, "holdId");
     let user = payer.user.id;
     let foreign_seat = seat_ids(&app.pg, elsewhere.sections[0]).await[0];
-    let cases: Vec<(&str, Vec<String>)> = vec![
+    // Each case: the check, its corruption, and the row its report must name.
+    let seat_reservation = field(&paid[0], "reservationId");
+    let cases: Vec<(&str, Vec<String>, String)> = vec![
         (
             "every confirmed reservation has exactly one payment",
             vec![format!("DELETE FROM payments WHERE id = '{seat_payment}'")],
+            format!("reservation {seat_reservation}"),
         ),
         (
             "each payment matches its reservation",
             vec![format!("UPDATE payments SET amount = amount + 1 WHERE id = '{seat_payment}'")],
+            format!("payment {seat_payment}"),
         ),
         (
             "sold seats = reservation items",
             vec![format!("DELETE FROM reservation_items WHERE seat_id = {}", seats[1])],
+            format!("reservation {seat_reservation}"),
         ),
         (
             "no seat sold twice",
@@ -175,6 +186,7 @@ async fn every_audit_check_passes_on_real_sales_and_fails_on_its_corruption() {
                     seats[0]
                 ),
             ],
+            format!("seat {}", seats[0]),
         ),
         (
             "every sold seat belongs to its reservation's schedule",
@@ -182,18 +194,22 @@ async fn every_audit_check_passes_on_real_sales_and_fails_on_its_corruption() {
                 "UPDATE reservation_items SET seat_id = {foreign_seat} WHERE seat_id = {}",
                 seats[1]
             )],
+            format!("seat {foreign_seat}"),
         ),
         (
             "no GA section over capacity",
             vec![format!("UPDATE sections SET sold = sold + 1 WHERE id = {ga}")],
+            format!("section {ga}"),
         ),
         (
             "seated sections",
             vec![format!("UPDATE sections SET sold = 1 WHERE id = {}", concert.sections[0])],
+            format!("section {}", concert.sections[0]),
         ),
         (
             "every balance = the sum of its ledger",
             vec![format!("UPDATE point_balances SET balance = balance + 1 WHERE user_id = {user}")],
+            format!("user {user}"),
         ),
         (
             "no negative balance",
@@ -201,25 +217,32 @@ async fn every_audit_check_passes_on_real_sales_and_fails_on_its_corruption() {
                 "ALTER TABLE point_balances DROP CONSTRAINT point_balances_balance_check".into(),
                 format!("UPDATE point_balances SET balance = -1 WHERE user_id = {user}"),
             ],
+            format!("user {user}"),
         ),
         (
             "each payment is one PAYMENT ledger row",
             vec![format!("UPDATE point_ledger SET delta = delta - 1 WHERE payment_id = '{seat_payment}'")],
+            format!("payment {seat_payment}"),
         ),
         (
             "every reservation's hold is mirrored as PAID",
             vec![format!("UPDATE holds SET status = 'HELD' WHERE id = '{seat_hold_id}'")],
+            format!("hold {seat_hold_id}"),
         ),
         (
             "every mirrored hold names its user",
             vec![format!("UPDATE holds SET user_id = -1 WHERE id = '{seat_hold_id}'")],
+            format!("hold {seat_hold_id}"),
         ),
     ];
     assert_eq!(cases.len(), CHECKS.len(), "every Postgres check has a case");
-    for (name, corruption) in &cases {
+    for (name, corruption, offender) in &cases {
+        let (added, after) = violations_added_by(&app, name, corruption).await;
+        assert!(added > 0, "audit check {name:?} missed its corruption");
+        // So that an operator can look: the report names the offending row by id.
         assert!(
-            violations_added_by(&app, name, corruption).await > 0,
-            "audit check {name:?} missed its corruption"
+            names(&after, offender),
+            "audit check {name:?} does not name {offender:?}: {after:?}"
         );
     }
     // The rolled-back corruptions left nothing behind.
