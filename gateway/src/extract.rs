@@ -6,7 +6,7 @@ use axum::{
     http::request::Parts,
 };
 use boxoffice_domain::{
-    ids::{ConcertId, UserId},
+    ids::{ConcertId, HoldId, UserId},
     points::IdempotencyKey,
     queue::{QueuePass, QueueStatus},
     Error,
@@ -154,6 +154,23 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
             .filter(|id| *id > 0)
             .map(PathId)
             .ok_or_else(|| Error::InvalidInput(format!("{raw:?} is not an id")).into())
+    }
+}
+
+/// A hold id from the path. Anything that is not one of our hold ids names no hold: 404, the
+/// same answer as another user's hold.
+#[derive(Debug, Clone, Copy)]
+pub struct HoldPath(pub HoldId);
+
+impl<S: Send + Sync> FromRequestParts<S> for HoldPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| Error::HoldNotFound)?;
+        Ok(Self(HoldId::parse(&raw).ok_or(Error::HoldNotFound)?))
     }
 }
 

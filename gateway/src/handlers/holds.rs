@@ -1,19 +1,15 @@
 //! Placing and releasing holds.
 
-use axum::{
-    extract::{Path, State},
-    Json,
-};
+use axum::{extract::State, Json};
 use boxoffice_domain::{
     holds::{self, Hold, HoldRequest},
-    ids::{HoldId, ScheduleId},
-    Error,
+    ids::ScheduleId,
 };
 use http::StatusCode;
 use serde::Deserialize;
 
 use crate::{
-    extract::{Admitted, AuthUser, JsonBody, PathId},
+    extract::{Admitted, AuthUser, HoldPath, JsonBody, PathId},
     problem::ApiResult,
     state::AppState,
 };
@@ -55,13 +51,12 @@ pub async fn place(
 
 /// `DELETE /api/v1/holds/{holdId}`: the owner's access token is enough (the hold proves
 /// admission); another user's hold is 404.
-#[tracing::instrument(skip_all, fields(hold = %raw, user = %user))]
+#[tracing::instrument(skip_all, fields(hold = %hold, user = %user))]
 pub async fn release(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path(raw): Path<String>,
+    HoldPath(hold): HoldPath,
 ) -> ApiResult<StatusCode> {
-    let hold = HoldId::parse(&raw).ok_or(Error::HoldNotFound)?;
     let footprint = holds::release(state.store(), user, hold).await?;
     state.caches.evict(hold.concert(), &footprint, false).await;
     Ok(StatusCode::NO_CONTENT)

@@ -1,18 +1,11 @@
 //! Paying for a hold, and the caller's reservations.
 
-use axum::{
-    extract::{Path, State},
-    Json,
-};
-use boxoffice_domain::{
-    ids::HoldId,
-    payments::{self, Payment, Reservations},
-    Error,
-};
+use axum::{extract::State, Json};
+use boxoffice_domain::payments::{self, Payment, Reservations};
 use http::StatusCode;
 
 use crate::{
-    extract::{AuthUser, RequiredIdempotencyKey},
+    extract::{AuthUser, HoldPath, RequiredIdempotencyKey},
     problem::ApiResult,
     state::AppState,
 };
@@ -20,14 +13,13 @@ use crate::{
 /// `POST /api/v1/holds/{holdId}/payment` (Idempotency-Key required). A retry with the same
 /// key answers the same body. The payment joins this replica's next batch, which runs to the
 /// end even if the client goes away.
-#[tracing::instrument(skip_all, fields(hold = %raw, user = %user))]
+#[tracing::instrument(skip_all, fields(hold = %hold, user = %user))]
 pub async fn pay(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     RequiredIdempotencyKey(key): RequiredIdempotencyKey,
-    Path(raw): Path<String>,
+    HoldPath(hold): HoldPath,
 ) -> ApiResult<(StatusCode, Json<Payment>)> {
-    let hold = HoldId::parse(&raw).ok_or(Error::HoldNotFound)?;
     let paid = state.payments.pay(user, hold, key).await?;
     state.caches.after_payment(user, &paid).await;
     Ok((StatusCode::CREATED, Json(paid.payment)))

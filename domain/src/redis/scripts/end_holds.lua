@@ -1,7 +1,7 @@
 -- end_holds: ends HELD holds, by the owner's release or by expiry, and gives their seats back.
 --
 -- KEYS[1] hold_expiry  ZSET    holdId scored by expiry ms
--- KEYS[2] hold_events  STREAM  hold events for the worker's sink
+-- KEYS[2] hold_events  STREAM  hold events for the worker's sink (format: holds/events.rs)
 -- then four keys per hold i (i = 1..n), at KEYS[2 + 4(i-1) + 1..4]:
 --   hold          HASH    the hold
 --   seat_owners   HASH    of the hold's schedule

@@ -6,7 +6,7 @@
 -- KEYS[4] ga_remaining  STRING  of the hold's section (general admission only)
 -- KEYS[5] hold_expiry   ZSET
 -- KEYS[6] hold_paying   ZSET
--- KEYS[7] hold_events   STREAM
+-- KEYS[7] hold_events   STREAM  hold events for the worker's sink (format: holds/events.rs)
 -- ARGV[1] holdId  ARGV[2] retention ms of the paid hold's record
 --
 -- Reply: {"ok", "paid"}, {"ok", "noop"} (already PAID) or {"err", "NOT_FOUND"}.

@@ -23,7 +23,7 @@
 -- The holds granted go to the stream as one batch entry, and into the expiry ZSET with one
 -- ZADD: under load a `redis.call` costs more than the work it does, so a granted hold makes two
 -- calls (HINCRBY, HSET) plus its share of the batch's two. The entry (parsed by
--- holds::HoldEvent::parse_entry, and written the same way by hold_seats.lua):
+-- domain/src/holds/events.rs, which owns the format, and written the same way by hold_seats.lua):
 --   t held  sc scheduleId  se sectionId  x expiresMs  n count,
 --   then per hold: h "holdId|userId|quantity|amount|seatIds" (seat ids comma-separated).
 --

@@ -7,7 +7,7 @@
 -- KEYS[3] user_tickets     HASH    userId -> tickets held or bought for the schedule
 -- KEYS[4] hold_expiry      ZSET    holdId scored by expiry ms (HELD holds)
 -- KEYS[5] hold_paying      ZSET    holdId scored by claim ms (PAYING holds)
--- KEYS[6] hold_events      STREAM  hold events for the worker's sink
+-- KEYS[6] hold_events      STREAM  hold events for the worker's sink (format: holds/events.rs)
 -- KEYS[6 + i] hold         HASH    the new hold of set i
 -- ARGV[1] scheduleId  ARGV[2] ttl ms  ARGV[3] ticket limit
 -- then per set: holdId, userId, amount, n, then its n seat ids (distinct)
