@@ -1,8 +1,8 @@
 //! Boxoffice gateway: the stateless HTTP front of the on-sale. See `startup.rs` for what it
 //! builds and `router.rs` for what it serves.
 
-use boxoffice_domain::{telemetry, Config};
-use boxoffice_gateway::{shutdown, startup::Application};
+use boxoffice_domain::{shutdown, telemetry, Config};
+use boxoffice_gateway::startup::Application;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

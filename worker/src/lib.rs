@@ -6,7 +6,6 @@ pub mod hold_expiry;
 pub mod notifier;
 pub mod reconciler;
 pub mod seed;
-pub mod shutdown;
 pub mod startup;
 pub mod stream_sink;
 

@@ -5,8 +5,8 @@
 //! brief's §4. `audit` checks the sales and money invariants in Postgres (non-zero exit on a
 //! violation). See `startup.rs` for the loops.
 
-use boxoffice_domain::{telemetry, Config};
-use boxoffice_worker::{audit, seed, shutdown, startup};
+use boxoffice_domain::{shutdown, telemetry, Config};
+use boxoffice_worker::{audit, seed, startup};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
