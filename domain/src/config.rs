@@ -72,7 +72,13 @@ pub struct Config {
     pub user_rate_per_sec: NonZeroU32,
     /// `BOXOFFICE_USER_RATE_BURST` (default 100): short bursts (a page load) pass.
     pub user_rate_burst: NonZeroU32,
-    /// `BOXOFFICE_SHUTDOWN_GRACE_SECS` (default 10): in-flight requests get this long to finish.
+    /// `BOXOFFICE_SHUTDOWN_READINESS_DELAY_MS` (default 5000): after the stop signal the gateway
+    /// keeps serving this long with `/readyz` at 503 and `Connection: close` on every response
+    /// before it stops accepting; 5 s outlasts nginx's 4 s upstream `keepalive_timeout`, so by
+    /// then nginx holds no idle connection to this replica that the accept stop could cut.
+    pub shutdown_readiness_delay: Duration,
+    /// `BOXOFFICE_SHUTDOWN_GRACE_SECS` (default 10): the hard deadline, after the accept stop,
+    /// for in-flight requests, the hold and payment batches and the upkeep tasks to finish.
     pub shutdown_grace: Duration,
     /// `BOXOFFICE_HOLD_TTL_SECS` (default 300): the contract's 5-minute hold.
     pub hold_ttl: Duration,
@@ -194,6 +200,10 @@ impl Config {
             body_limit_bytes: parse("BOXOFFICE_BODY_LIMIT_BYTES", "16384")? as usize,
             user_rate_per_sec: non_zero("BOXOFFICE_USER_RATE_PER_SEC", "50")?,
             user_rate_burst: non_zero("BOXOFFICE_USER_RATE_BURST", "100")?,
+            shutdown_readiness_delay: Duration::from_millis(parse(
+                "BOXOFFICE_SHUTDOWN_READINESS_DELAY_MS",
+                "5000",
+            )?),
             shutdown_grace: Duration::from_secs(parse("BOXOFFICE_SHUTDOWN_GRACE_SECS", "10")?),
             hold_ttl: Duration::from_secs(parse("BOXOFFICE_HOLD_TTL_SECS", "300")?),
             ticket_limit: u32::try_from(parse("BOXOFFICE_TICKET_LIMIT", "4")?)

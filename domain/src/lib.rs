@@ -32,6 +32,7 @@ pub mod payments;
 pub mod points;
 pub mod queue;
 pub mod redis;
+pub mod shutdown;
 pub mod telemetry;
 pub mod tokens;
 

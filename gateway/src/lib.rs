@@ -5,7 +5,6 @@ pub mod extract;
 pub mod handlers;
 pub mod problem;
 pub mod router;
-pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

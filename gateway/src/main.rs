@@ -7,8 +7,8 @@
 
 use std::process::ExitCode;
 
-use boxoffice_domain::{telemetry, Config};
-use boxoffice_gateway::{shutdown, startup::Application};
+use boxoffice_domain::{shutdown, telemetry, Config};
+use boxoffice_gateway::startup::Application;
 use clap::Parser;
 
 #[global_allocator]

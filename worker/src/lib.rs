@@ -7,7 +7,6 @@ pub mod notifier;
 pub mod progress;
 pub mod reconciler;
 pub mod seed;
-pub mod shutdown;
 pub mod startup;
 pub mod stream_sink;
 

@@ -12,8 +12,8 @@
 
 use std::process::ExitCode;
 
-use boxoffice_domain::{telemetry, Config};
-use boxoffice_worker::{audit, seed, shutdown, startup};
+use boxoffice_domain::{shutdown, telemetry, Config};
+use boxoffice_worker::{audit, seed, startup};
 use clap::{Parser, Subcommand};
 
 #[global_allocator]

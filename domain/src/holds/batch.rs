@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 
 use futures::future::join_all;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, watch, Mutex};
 
 use super::redis::{self, Placed, PlacesWanted, SeatsWanted, Terms};
 use crate::{
@@ -63,6 +63,9 @@ struct Job {
 pub struct Batcher {
     jobs: mpsc::Sender<Job>,
     queue: Mutex<mpsc::Receiver<Job>>,
+    /// Set by [`Batcher::close`]. The batcher owns a sender, so the queue never closes on its
+    /// own.
+    closed: watch::Sender<bool>,
 }
 
 impl Default for Batcher {
@@ -73,6 +76,7 @@ impl Default for Batcher {
         Self {
             jobs: tx,
             queue: Mutex::new(rx),
+            closed: watch::Sender::new(false),
         }
     }
 }
@@ -95,13 +99,21 @@ impl Batcher {
         }
     }
 
-    /// Drains the queue, one batch at a time, until the queue closes. A replica runs
-    /// [`LOOPS`] of these.
+    /// Shuts the queue: holds sent from now on are refused (`Unavailable`), the holds already
+    /// queued are still sent and answered, and then every [`Batcher::run`] returns. For the
+    /// end of a graceful shutdown, once no request is left to send one.
+    pub fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    /// Drains the queue, one batch at a time, until [`Batcher::close`] and the queue is empty.
+    /// A replica runs [`LOOPS`] of these.
     pub async fn run(&self, hot: &Hot, terms: Terms) {
         loop {
             // The lock is held while gathering only, so another loop gathers the next batch
             // while this one is in Redis.
-            let Some(batch) = gather(&mut *self.queue.lock().await).await else {
+            let closed = self.closed.subscribe();
+            let Some(batch) = gather(&mut *self.queue.lock().await, closed).await else {
                 return;
             };
             let size = batch.len();
@@ -116,9 +128,22 @@ impl Batcher {
 }
 
 /// Waits for a first job, then takes what else is queued, up to [`MAX_BATCH`]. `None` once
-/// every sender is gone.
-async fn gather(jobs: &mut mpsc::Receiver<Job>) -> Option<Vec<Job>> {
-    let mut batch = vec![jobs.recv().await?];
+/// `closed` and nothing is left queued.
+async fn gather(
+    jobs: &mut mpsc::Receiver<Job>,
+    mut closed: watch::Receiver<bool>,
+) -> Option<Vec<Job>> {
+    let first = tokio::select! {
+        // A queued job first: closing never drops one.
+        biased;
+        job = jobs.recv() => job,
+        () = async { let _ = closed.wait_for(|closed| *closed).await; } => {
+            // Refuses new jobs; `recv` still yields what is queued, then `None`.
+            jobs.close();
+            jobs.recv().await
+        }
+    };
+    let mut batch = vec![first?];
     while batch.len() < MAX_BATCH {
         let Ok(job) = jobs.try_recv() else { break };
         batch.push(job);

@@ -34,7 +34,7 @@
 use std::{collections::HashSet, time::Instant};
 
 use futures::future::join_all;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, watch, Mutex};
 
 use super::{
     payment::Paid,
@@ -68,6 +68,9 @@ struct Job {
 pub struct Batcher {
     jobs: mpsc::Sender<Job>,
     queue: Mutex<Queue>,
+    /// Set by [`Batcher::close`]. The batcher owns a sender, so the queue never closes on its
+    /// own.
+    closed: watch::Sender<bool>,
 }
 
 struct Queue {
@@ -87,6 +90,7 @@ impl Default for Batcher {
                 jobs: rx,
                 deferred: Vec::new(),
             }),
+            closed: watch::Sender::new(false),
         }
     }
 }
@@ -117,13 +121,21 @@ impl Batcher {
         result
     }
 
-    /// Drains the queue, one batch at a time, until the queue closes. A replica runs
-    /// [`LOOPS`] of these.
+    /// Shuts the queue: payments sent from now on are refused (`Unavailable`), the payments
+    /// already queued are still made and answered, and then every [`Batcher::run`] returns.
+    /// For the end of a graceful shutdown, once no request is left to send one.
+    pub fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    /// Drains the queue, one batch at a time, until [`Batcher::close`] and the queue is empty.
+    /// A replica runs [`LOOPS`] of these.
     pub async fn run(&self, store: Store<'_>) {
         loop {
             // The lock is held while gathering only, so another loop gathers the next batch
             // while this one is in Postgres.
-            let Some(batch) = self.queue.lock().await.gather().await else {
+            let closed = self.closed.subscribe();
+            let Some(batch) = self.queue.lock().await.gather(closed).await else {
                 return;
             };
             // Holds a panicking batch claimed stay PAYING, and the reconciler settles them.
@@ -140,8 +152,8 @@ impl Batcher {
 
 impl Queue {
     /// Waits for a first job, then takes what else is queued, up to [`MAX_BATCH`] and one per
-    /// user. `None` once every sender is gone.
-    async fn gather(&mut self) -> Option<Vec<Job>> {
+    /// user. `None` once `closed` and nothing is left queued.
+    async fn gather(&mut self, mut closed: watch::Receiver<bool>) -> Option<Vec<Job>> {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut users = HashSet::with_capacity(MAX_BATCH);
         let mut later = Vec::new();
@@ -153,7 +165,16 @@ impl Queue {
             }
         }
         if batch.is_empty() {
-            let job = self.jobs.recv().await?;
+            let job = tokio::select! {
+                // A queued job first: closing never drops one.
+                biased;
+                job = self.jobs.recv() => job,
+                () = async { let _ = closed.wait_for(|closed| *closed).await; } => {
+                    // Refuses new jobs; `recv` still yields what is queued, then `None`.
+                    self.jobs.close();
+                    self.jobs.recv().await
+                }
+            }?;
             users.insert(job.user);
             batch.push(job);
         }

@@ -45,6 +45,8 @@ pub fn test_config(overrides: &[(&str, &str)]) -> Config {
         ("BOXOFFICE_USER_RATE_PER_SEC".into(), "100000".into()),
         ("BOXOFFICE_USER_RATE_BURST".into(), "100000".into()),
         ("BOXOFFICE_PG_POOL_SIZE".into(), "8".into()),
+        // No balancer to wait for in-process: `stop` goes straight to the drain.
+        ("BOXOFFICE_SHUTDOWN_READINESS_DELAY_MS".into(), "0".into()),
     ];
     vars.extend(
         overrides

@@ -18,3 +18,4 @@ mod payments;
 mod points;
 mod queue;
 mod seats;
+mod shutdown;

@@ -1,4 +1,5 @@
-//! The signal that starts a graceful shutdown.
+//! The signal that starts a graceful shutdown, shared by the gateway and the worker so both
+//! stop on the same signals.
 
 /// Resolves on SIGTERM (what `stop` and orchestrators send) or SIGINT (Ctrl-C).
 pub async fn signal() {
