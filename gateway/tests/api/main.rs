@@ -10,6 +10,7 @@ mod helpers;
 
 mod audit;
 mod concerts;
+mod durability;
 mod errors;
 mod holds;
 mod identity;
