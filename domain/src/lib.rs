@@ -14,8 +14,12 @@
 //! - [`payments`]: the payment saga and its reconciler (invariants 1, 4 and 5).
 //! - [`notifications`]: the outbox of confirmed reservations.
 //!
-//! Shared plumbing: [`redis`] (the keyspace and the Lua scripts), [`error`] (the one error
-//! enum), [`config`] (typed environment configuration) and [`tokens`] (HS256 signing).
+//! At the bottom, [`ids`]: every id type, importing nothing of the crate. Shared plumbing:
+//! [`redis`] (the keyspace, the Lua scripts, the work lists and [`redis::Hot`], the one handle
+//! every Redis-touching function takes), [`error`] (the one error enum), [`config`] (typed
+//! environment configuration), [`tokens`] (HS256 signing), [`telemetry`] and [`shutdown`] (the
+//! signal both binaries stop on). `docs/architecture.md` draws the parts and walks a hold and
+//! a payment through the files.
 //!
 //! Storage access follows the design card: the gateway talks to Postgres through
 //! `deadpool-postgres` (its hot reads and short transactions), the worker through `sqlx`.

@@ -5,7 +5,7 @@
 //! on-sale the same schedule takes hundreds of holds at once, so that price is paid once per
 //! batch instead of once per hold.
 //!
-//! How: each hold is a [`Job`] on the replica's queue. A few loops ([`Batcher::run`]) each take
+//! How: each hold is a `Job` on the replica's queue. A few loops ([`Batcher::run`]) each take
 //! whatever is queued (up to [`MAX_BATCH`]), group it by schedule and by what it takes (seats,
 //! or the places of one general-admission section), and send each group as one call: one
 //! `hold_seats.lua` for every set of seats, or one `hold_ga.lua` with one `DECRBY` of the

@@ -4,7 +4,7 @@
 //! Postgres the first time the schedule is used ([`ensure_loaded`]); every selling script
 //! refuses a schedule without its load marker, so a Redis that lost its data is rebuilt from
 //! the truth before it sells again. The two helpers here are the only places that react to a
-//! missing schedule ([`loaded_then`]) or a missing hold ([`recovering`]).
+//! missing schedule (`loaded_then`) or a missing hold (`recovering`).
 
 use std::future::Future;
 

@@ -17,8 +17,8 @@
 //! Postgres the first time it is used ([`inventory`]), so a Redis that lost its data is
 //! rebuilt from the truth before it sells again.
 //!
-//! One file per action, as crates.io's `controllers/<resource>/<action>.rs`: [`place`],
-//! [`release`], [`expire`], [`claim`] (a hold's side of its payment) and [`views`] (the seat
+//! One file per action, as crates.io's `controllers/<resource>/<action>.rs`:
+//! [`place`](mod@place), [`release`](mod@release), [`expire`], [`claim`] (a hold's side of its payment) and [`views`] (the seat
 //! map and the sections). Under them: the types ([`hold`], [`snapshot`]), the storage
 //! ([`redis`], [`pg`], [`events`]) and what a replica keeps ([`store`], [`batch`]). This file
 //! only declares them.

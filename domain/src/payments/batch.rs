@@ -8,7 +8,7 @@
 //! against 0.8 ms apiece one by one. A batch pays all of that once: in `scripts/bench-sales`,
 //! Postgres CPU per payment went from 1,565 µs to 744 µs (runs minutes apart, same machine).
 //!
-//! How: each payment is a [`Job`] on the replica's queue. A few loops ([`Batcher::run`]) each
+//! How: each payment is a `Job` on the replica's queue. A few loops ([`Batcher::run`]) each
 //! take whatever is queued (up to [`MAX_BATCH`]) and run the saga of [`super::saga`] for all of
 //! it at once: take every hold's advisory lock and open every idempotency key (two pipelined
 //! statements, [`pg::open`]), claim the holds in Redis concurrently, record

@@ -15,7 +15,7 @@
 //!
 //! A failure before the commit puts the hold back (PAYING becomes HELD with its original
 //! expiry), so a payment refused for lack of points leaves the hold payable. A process that
-//! dies between the steps leaves a PAYING hold; the worker's reconciler ([`reconcile`]) settles
+//! dies between the steps leaves a PAYING hold; the worker's reconciler ([`reconcile`](mod@reconcile)) settles
 //! it from what Postgres says: paid means finalise, not paid means put back.
 
 pub mod batch;
