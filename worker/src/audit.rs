@@ -19,9 +19,18 @@
 //!
 //! Then Redis against Postgres ([`redis_checks`]), for every schedule whose inventory Redis
 //! has loaded: the live holds, the seat owners, the GA counters and the per-user ticket counts
-//! must be exactly what Postgres's reservations and HELD holds imply. Run it on a quiet
+//! must be exactly what Postgres's reservations and live holds imply. Run it on a quiet
 //! system: a payment or an expiry in flight is a legitimate moment of disagreement, so these
 //! checks too are retried for a few seconds before they fail.
+//!
+//! A live hold in Postgres is one the rest of the system treats as live: `HELD` and not past
+//! its expiry (what `holds::pg::snapshot` loads into Redis and `holds::pg::settled` lets a
+//! payment restore). A `HELD` row past its expiry is expected in Redis only while Redis still
+//! lists it (not swept yet, or being paid); absent, it is over. Such rows stay `HELD` for good
+//! when Redis lost its data before the sweep could end them (a `FLUSHALL`, a Redis killed
+//! without persistence): nothing but the sweep of Redis's expiry set writes `EXPIRED`. Counting
+//! them reported every one of them missing from Redis, and their seats, GA places and tickets
+//! with them, as soon as the schedule was loaded again after they expired.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -438,7 +447,7 @@ struct LiveHold {
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Inventory {
     /// Holds that still take places: HELD (even past expiry, until the sweep ends them) or
-    /// being paid. Postgres has both as HELD.
+    /// being paid. Postgres has both as HELD; past their expiry, only those Redis still lists.
     holds: BTreeMap<String, LiveHold>,
     /// (schedule, seat) -> "sold" or the owning hold's id.
     owners: BTreeMap<(i64, i64), String>,
@@ -465,7 +474,7 @@ pub async fn compare_inventory(
     .fetch_all(pg)
     .await?;
     let actual = from_redis(redis, keys, schedules, &ga_sections).await?;
-    let expected = from_postgres(pg, schedules).await?;
+    let expected = from_postgres(pg, schedules, &actual.holds).await?;
     Ok(vec![
         diff(
             "Redis live holds = Postgres HELD holds (owner, seats, places)",
@@ -549,12 +558,20 @@ struct HeldRow {
     section_id: Option<i64>,
     quantity: i32,
     seats: Vec<i64>,
+    /// Past its `expires_at`, by Postgres's clock.
+    expired: bool,
 }
 
-/// What Postgres says Redis must hold for `schedules`.
+/// What Postgres says Redis must hold for `schedules`, given the holds Redis lists now
+/// (`listed`, read first): every HELD hold not past its expiry, and those past it that Redis
+/// still lists (the sweep has not ended them yet, or they are being paid). A HELD row past its
+/// expiry that Redis does not list is over: swept (its `expired` event not mirrored yet), or
+/// lost with Redis's data and left out of the schedule's reload, as every path that reads
+/// Postgres for live holds leaves it out.
 async fn from_postgres(
     pg: &PgPool,
     schedules: &[(ConcertId, ScheduleId)],
+    listed: &BTreeMap<String, LiveHold>,
 ) -> anyhow::Result<Inventory> {
     let ids: Vec<i64> = schedules.iter().map(|(_, s)| s.get()).collect();
     let sold: Vec<(i64, i64)> = sqlx::query_as(
@@ -567,7 +584,8 @@ async fn from_postgres(
     let holds: Vec<HeldRow> = sqlx::query_as(
         "SELECT h.id, h.user_id, h.schedule_id, h.section_id, h.quantity,
                 COALESCE(array_agg(hs.seat_id ORDER BY hs.seat_id)
-                         FILTER (WHERE hs.seat_id IS NOT NULL), '{}') AS seats
+                         FILTER (WHERE hs.seat_id IS NOT NULL), '{}') AS seats,
+                h.expires_at <= now() AS expired
            FROM holds h LEFT JOIN hold_seats hs ON hs.hold_id = h.id
           WHERE h.schedule_id = ANY($1) AND h.status = 'HELD' GROUP BY h.id",
     )
@@ -608,9 +626,13 @@ async fn from_postgres(
         section_id: section,
         quantity,
         seats,
+        expired,
     } in holds
     {
         let id = HoldId::new(id).to_string();
+        if expired && !listed.contains_key(&id) {
+            continue;
+        }
         let quantity = i64::from(quantity);
         for seat in &seats {
             inv.owners.insert((schedule, *seat), id.clone());

@@ -1,7 +1,7 @@
 //! The payment reconciler: settles payments interrupted between their Redis and Postgres
 //! steps (invariant 5). A claim older than `BOXOFFICE_RECONCILE_AFTER_MS` is finalised in
-//! Redis when Postgres has its payment, and put back to HELD (expiring on its original time)
-//! when it has not. A claim whose payment is still in flight is left alone: the saga holds
+//! Redis, and its buyer's ACTIVE session ended, when Postgres has its payment, and put back to
+//! HELD (expiring on its original time) when it has not. A claim whose payment is still in flight is left alone: the saga holds
 //! the hold's advisory lock until it commits or rolls back.
 
 use boxoffice_domain::{

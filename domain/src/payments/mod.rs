@@ -16,7 +16,9 @@
 //! A failure before the commit puts the hold back (PAYING becomes HELD with its original
 //! expiry), so a payment refused for lack of points leaves the hold payable. A process that
 //! dies between the steps leaves a PAYING hold; the worker's reconciler ([`reconcile`](mod@reconcile)) settles
-//! it from what Postgres says: paid means finalise, not paid means put back.
+//! it from what Postgres says: paid means step 3 (the buyer's session ended, the hold
+//! finalised), not paid means put back. The notification is the outbox row written by step 2,
+//! so there is one per payment whichever of the saga and the reconciler finishes it.
 
 pub mod batch;
 #[cfg(feature = "fault-injection")]

@@ -409,25 +409,36 @@ pub async fn reservations(pool: &Pool, user: UserId) -> Result<Reservations> {
     })
 }
 
-/// The reconciler's view of one claim, inside its own transaction: `None` while the saga still
-/// holds the hold's lock (the payment is in flight: leave it), otherwise whether Postgres has
-/// a payment for the hold. The lock is held until `tx` ends, so no saga can commit a payment
-/// of this hold while the reconciler acts on the answer.
+/// What Postgres says of a stale claim, as the reconciler sees it inside its own transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// The saga still holds the hold's lock: the payment is in flight; leave it.
+    InFlight,
+    /// Postgres has the payment, made by this user (whose ACTIVE session it ends).
+    Paid(UserId),
+    /// Postgres has no payment for the hold.
+    Unpaid,
+}
+
+/// The reconciler's view of one claim, inside its own transaction: [`Settle::InFlight`] while
+/// the saga still holds the hold's lock, otherwise whether Postgres has a payment for the hold
+/// and whose. The lock is held until `tx` ends, so no saga can commit a payment of this hold
+/// while the reconciler acts on the answer.
 pub async fn settle_check(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     hold: HoldId,
-) -> Result<Option<bool>> {
+) -> Result<Settle> {
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
         .bind(hold.lock_key())
         .fetch_one(&mut **tx)
         .await?;
     if !locked {
-        return Ok(None);
+        return Ok(Settle::InFlight);
     }
-    let paid: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM payments WHERE hold_id = $1)")
-            .bind(hold.get())
-            .fetch_one(&mut **tx)
-            .await?;
-    Ok(Some(paid))
+    // `payments.hold_id` is UNIQUE: one row at most.
+    let payer: Option<i64> = sqlx::query_scalar("SELECT user_id FROM payments WHERE hold_id = $1")
+        .bind(hold.get())
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(payer.map_or(Settle::Unpaid, |user| Settle::Paid(UserId::new(user))))
 }

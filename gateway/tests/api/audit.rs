@@ -6,14 +6,14 @@
 use std::time::Duration;
 
 use boxoffice_domain::ids::HoldId;
-use boxoffice_domain::ids::{ScheduleId, SectionId};
+use boxoffice_domain::ids::{ConcertId, ScheduleId, SectionId};
 use boxoffice_worker::audit::{self, Outcome, CHECKS};
 use fred::prelude::*;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    buyers, charge, create_concert, hold_ok, pay_ok, seat_ids, spawn_app_with, spawn_worker,
-    test_config, Sale, TestApp,
+    buyers, charge, create_concert, eventually, hold_ok, pay_ok, seat_ids, spawn_app_with,
+    spawn_worker, test_config, Sale, TestApp,
 };
 
 /// Evaluates the Postgres check named `name` (a prefix), then again after `corruption` (SQL
@@ -253,5 +253,127 @@ async fn every_audit_check_passes_on_real_sales_and_fails_on_its_corruption() {
     tokio::time::timeout(Duration::from_secs(10), worker.stop())
         .await
         .unwrap();
+    app.stop().await;
+}
+
+/// A schedule whose Redis inventory was lost (its keys deleted, as a `FLUSHALL` would) after
+/// the worker mirrored two holds to Postgres as HELD and before their expiry swept them; then,
+/// once they had expired, loaded again from Postgres by its next use. Postgres keeps the two
+/// rows HELD for good (only the sweep of Redis's expiry set ends a hold), and the reload leaves
+/// them out (they are over). Returns the app, the schedule, and its seats.
+async fn a_schedule_reloaded_after_redis_lost_holds_that_then_expired(
+) -> (TestApp, (ConcertId, ScheduleId), Vec<i64>) {
+    let config = test_config(&[
+        ("BOXOFFICE_HOLD_TTL_SECS", "2"),
+        ("BOXOFFICE_TICK_MS", "50"),
+    ]);
+    let app = spawn_app_with(config.clone()).await;
+    let worker = spawn_worker(&config).await;
+    let concert = create_concert(&app.pg, Sale::Open, 1, 5, Some(10)).await;
+    let (c, s) = (concert.id, ScheduleId::new(concert.schedule));
+    let ga = concert.ga_section.unwrap();
+    let seats = seat_ids(&app.pg, concert.sections[0]).await;
+    let [seated, general] = &buyers(&app, c, 2).await[..] else {
+        unreachable!()
+    };
+    let holds = [
+        hold_ok(&app, seated, s.get(), json!({ "seatIds": [seats[0]] })).await,
+        hold_ok(
+            &app,
+            general,
+            s.get(),
+            json!({ "sectionId": ga, "quantity": 2 }),
+        )
+        .await,
+    ];
+    let ids: Vec<uuid::Uuid> = holds
+        .iter()
+        .map(|h| uuid::Uuid::parse_str(h["holdId"].as_str().unwrap()).unwrap())
+        .collect();
+    let held = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM holds WHERE id = ANY($1) AND status = 'HELD'",
+        )
+        .bind(&ids)
+        .fetch_one(&app.pg)
+        .await
+        .unwrap()
+    };
+    eventually(
+        "the sink mirrors both holds",
+        Duration::from_secs(5),
+        || async { held().await == 2 },
+    )
+    .await;
+    // The worker stops before the holds expire, so no sweep ends them; then Redis loses the
+    // schedule's inventory.
+    worker.stop().await;
+    let mut lost = vec![
+        app.keys.inventory_loaded(c, s),
+        app.keys.seat_owners(c, s),
+        app.keys.user_tickets(c, s),
+        app.keys.ga_remaining(c, SectionId::new(ga)),
+        app.keys.hold_expiry(c),
+        app.keys.hold_paying(c),
+        app.keys.hold_events(c),
+    ];
+    lost.extend(ids.iter().map(|id| app.keys.hold(c, HoldId::new(*id))));
+    let _: i64 = app.redis.del(lost).await.unwrap();
+    eventually("both holds expire", Duration::from_secs(10), || async {
+        let expired: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM holds WHERE id = ANY($1) AND expires_at <= now()",
+        )
+        .bind(&ids)
+        .fetch_one(&app.pg)
+        .await
+        .unwrap();
+        expired == 2
+    })
+    .await;
+    assert_eq!(held().await, 2, "Postgres still has both as HELD");
+    // The schedule's next use loads it from Postgres.
+    let schedule = boxoffice_domain::concerts::pg::schedule(&app.state.pg, s)
+        .await
+        .unwrap();
+    boxoffice_domain::holds::ensure_loaded(app.state.store(), &schedule)
+        .await
+        .unwrap();
+    let loaded = audit::loaded_schedules(&app.pg, &app.redis, &app.keys)
+        .await
+        .unwrap();
+    assert!(loaded.contains(&(c, s)), "the audit compares the schedule");
+    (app, (c, s), seats)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_lost_holds_that_expired_before_the_schedule_reloaded_are_no_violation() {
+    let (app, schedule, _) = a_schedule_reloaded_after_redis_lost_holds_that_then_expired().await;
+    let outcomes = audit::compare_inventory(&app.pg, &app.redis, &app.keys, &[schedule])
+        .await
+        .unwrap();
+    assert!(outcomes.iter().all(|o| o.violations == 0), "{outcomes:#?}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_owner_postgres_does_not_have_still_fails_the_audit_of_a_reloaded_schedule() {
+    let (app, (c, s), seats) = a_schedule_reloaded_after_redis_lost_holds_that_then_expired().await;
+    let _: () = app
+        .redis
+        .hset(app.keys.seat_owners(c, s), (seats[3].to_string(), "sold"))
+        .await
+        .unwrap();
+    let outcomes = audit::compare_inventory(&app.pg, &app.redis, &app.keys, &[(c, s)])
+        .await
+        .unwrap();
+    let owners = find(&outcomes, "Redis seat owners");
+    assert_eq!(owners.violations, 1, "{outcomes:#?}");
+    assert_eq!(owners.offenders, [format!("seat {}", seats[3])]);
+    let others: Vec<&Outcome> = outcomes.iter().filter(|o| o.violations != 0).collect();
+    assert_eq!(
+        others.len(),
+        1,
+        "only the seat owners disagree: {others:#?}"
+    );
     app.stop().await;
 }

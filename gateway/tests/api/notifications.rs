@@ -19,10 +19,33 @@ use crate::helpers::{
 /// is told to watch, accepts the rest, and records what it accepted. Deliveries of other
 /// tests' reservations (the outbox is shared) are accepted and ignored.
 #[derive(Clone, Default)]
-struct Receiver {
-    watched: Arc<Mutex<HashMap<String, u32>>>,
-    accepted: Arc<Mutex<Vec<(String, Value)>>>,
-    fail_first: u32,
+pub(crate) struct Receiver {
+    /// Deliveries received so far, by watched reservation.
+    pub(crate) watched: Arc<Mutex<HashMap<String, u32>>>,
+    /// Deliveries accepted: the reservation and the body.
+    pub(crate) accepted: Arc<Mutex<Vec<(String, Value)>>>,
+    pub(crate) fail_first: u32,
+}
+
+impl Receiver {
+    /// Serves this receiver on a port of its own; returns its URL.
+    pub(crate) async fn listen(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let router = Router::new()
+            .route("/hook", post(receive))
+            .with_state(self.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        url
+    }
+
+    /// Makes the receiver watch (count and record) the deliveries of `reservation`.
+    pub(crate) fn watch(&self, reservation: &str) {
+        self.watched
+            .lock()
+            .unwrap()
+            .insert(reservation.to_owned(), 0);
+    }
 }
 
 async fn receive(State(receiver): State<Receiver>, Json(body): Json<Value>) -> StatusCode {
@@ -47,12 +70,7 @@ async fn each_confirmed_reservation_is_delivered_once_after_the_receivers_failur
         fail_first: 2,
         ..Receiver::default()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let router = Router::new()
-        .route("/hook", post(receive))
-        .with_state(receiver.clone());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let url = receiver.listen().await;
 
     let config = test_config(&[
         ("BOXOFFICE_WEBHOOK_URL", url.as_str()),
@@ -88,11 +106,7 @@ async fn each_confirmed_reservation_is_delivered_once_after_the_receivers_failur
         );
         let paid: Value = response.json().await.unwrap();
         let reservation = paid["reservationId"].as_str().unwrap().to_owned();
-        receiver
-            .watched
-            .lock()
-            .unwrap()
-            .insert(reservation.clone(), 0);
+        receiver.watch(&reservation);
         expected.insert(reservation, (buyer.user.id, hold));
     }
     let worker = spawn_worker(&config).await;

@@ -11,9 +11,12 @@ use fred::prelude::*;
 use futures::{stream, StreamExt};
 use serde_json::{json, Value};
 
-use crate::helpers::{
-    assert_problem, buyers, charge, create_concert, eventually, get_active, hold_ok, pay, seat_ids,
-    spawn_app_with, spawn_worker, statuses, test_config, Buyer, Sale, TestApp,
+use crate::{
+    helpers::{
+        assert_problem, buyers, charge, create_concert, eventually, get_active, hold_ok, pay,
+        seat_ids, spawn_app_with, spawn_worker, statuses, test_config, Buyer, Sale, TestApp,
+    },
+    notifications::Receiver,
 };
 
 async fn balance_and_ledger(app: &TestApp, user: i64) -> (i64, i64) {
@@ -386,6 +389,147 @@ async fn a_payment_interrupted_after_the_commit_is_finalised_by_the_reconciler()
     assert_eq!(retry.status(), 201);
     assert_eq!(balance_and_ledger(&app, buyer.user.id).await, (800, 800));
     worker.stop().await;
+}
+
+/// The process dies right after the commit (the saga's step 3 never runs); the reconciler
+/// finishes all of step 3: the hold PAID, the buyer's ACTIVE session ended as the saga would
+/// have ended it, and the payment's notification written and delivered once, as for a payment
+/// the saga finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_the_reconciler_finishes_ends_the_session_and_notifies_once() {
+    let url = Receiver::default().listen().await;
+    let config = test_config(&[
+        ("BOXOFFICE_RECONCILE_AFTER_MS", "300"),
+        ("BOXOFFICE_TICK_MS", "50"),
+        ("BOXOFFICE_WEBHOOK_URL", url.as_str()),
+    ]);
+    let app = spawn_app_with(config.clone()).await;
+    let concert = create_concert(&app.pg, Sale::Open, 1, 5, None).await;
+    let seats = seat_ids(&app.pg, concert.sections[0]).await;
+    let buyer = &buyers(&app, concert.id, 1).await[0];
+    // The buyer's session as admission leaves it: in the concert's ACTIVE set.
+    let active = app.keys.queue_active(concert.id);
+    let _: () = app
+        .redis
+        .zadd(
+            &active,
+            None,
+            None,
+            false,
+            false,
+            (
+                (boxoffice_domain::now_ms() + 600_000) as f64,
+                buyer.user.id.to_string(),
+            ),
+        )
+        .await
+        .unwrap();
+    charge(&app, &buyer.user, 1_000).await;
+    let hold = hold_ok(
+        &app,
+        buyer,
+        concert.schedule,
+        json!({ "seatIds": [seats[0]] }),
+    )
+    .await;
+    let id = hold["holdId"].as_str().unwrap();
+    let hold_id = HoldId::parse(id).unwrap();
+    fault::arm(hold_id, FaultPoint::AfterCommit);
+    let interrupted = pay(&app.http, &app.url(""), &buyer.user, id, "k").await;
+    assert_eq!(interrupted.status(), 500);
+    assert_eq!(payments_of(&app, id).await, 1, "the commit happened");
+    let hold_key = app.keys.hold(concert.id, hold_id);
+    let state: String = app.redis.hget(&hold_key, "state").await.unwrap();
+    assert_eq!(state, "PAYING", "the saga stopped before step 3");
+    let reservation: String = sqlx::query_scalar(
+        "SELECT payload->>'reservationId' FROM outbox WHERE payload->>'holdId' = $1",
+    )
+    .bind(id)
+    .fetch_one(&app.pg)
+    .await
+    .unwrap();
+    // The outbox is shared with the stack and other tests, whose backlog is delivered oldest
+    // first: put this row at its front so the test waits for its delivery, not for theirs.
+    sqlx::query("UPDATE outbox SET next_attempt_at = '-infinity' WHERE payload->>'holdId' = $1")
+        .bind(id)
+        .execute(&app.pg)
+        .await
+        .unwrap();
+
+    let worker = spawn_worker(&config).await;
+    eventually(
+        "the reconciler finalises the hold",
+        Duration::from_secs(10),
+        || async {
+            let state: String = app.redis.hget(&hold_key, "state").await.unwrap();
+            state == "PAID"
+        },
+    )
+    .await;
+    let session: Option<f64> = app
+        .redis
+        .zscore(&active, buyer.user.id.to_string())
+        .await
+        .unwrap();
+    assert_eq!(session, None, "the buyer is out of the ACTIVE set");
+    // Every replica learns of the end from the ended log within a second, and refuses the
+    // buyer's ACTIVE token from then on.
+    eventually(
+        "the buyer's ACTIVE token is refused",
+        Duration::from_secs(5),
+        || async {
+            let response = app
+                .http
+                .get(app.url(&format!("/api/v1/schedules/{}/sections", concert.schedule)))
+                .header("authorization", buyer.user.bearer())
+                .header("queue-token", &buyer.queue_token)
+                .send()
+                .await
+                .unwrap();
+            response.status() == 403
+        },
+    )
+    .await;
+    let refused = app
+        .http
+        .get(app.url(&format!("/api/v1/schedules/{}/sections", concert.schedule)))
+        .header("authorization", buyer.user.bearer())
+        .header("queue-token", &buyer.queue_token)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(refused, 403, "QUEUE_NOT_ACTIVE").await;
+    // The client's retry gets the committed payment and adds no second notification.
+    let retry = pay(&app.http, &app.url(""), &buyer.user, id, "k").await;
+    assert_eq!(retry.status(), 201);
+    let paid: Value = retry.json().await.unwrap();
+    assert_eq!(paid["reservationId"], reservation.as_str());
+    eventually(
+        "the notification is delivered",
+        Duration::from_secs(10),
+        || async {
+            let delivered: Option<bool> = sqlx::query_scalar(
+                "SELECT delivered_at IS NOT NULL FROM outbox WHERE payload->>'holdId' = $1",
+            )
+            .bind(id)
+            .fetch_optional(&app.pg)
+            .await
+            .unwrap();
+            delivered == Some(true)
+        },
+    )
+    .await;
+    worker.stop().await;
+    // Once: one row, delivered at its first attempt, so never due again. (Which worker's
+    // receiver got it is not asserted: every test's worker delivers from the shared outbox.)
+    let rows: Vec<(bool, i32)> = sqlx::query_as(
+        "SELECT delivered_at IS NOT NULL, attempts FROM outbox WHERE payload->>'reservationId' = $1",
+    )
+    .bind(&reservation)
+    .fetch_all(&app.pg)
+    .await
+    .unwrap();
+    assert_eq!(rows, [(true, 0)], "one notification, delivered once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
